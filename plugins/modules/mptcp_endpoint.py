@@ -79,7 +79,7 @@ options:
 notes:
   - Kernel limit of 8 endpoints per network namespace (MPTCP_PM_ADDR_MAX); the kernel's error is
     returned when it is reached.
-  - Errors raised: invalid address, id outside 1-255, port outside 1-65535, C(port) without
+  - Errors raised - invalid address, id outside 1-255, port outside 1-65535, C(port) without
     C(signal), C(signal) with C(fullmesh), unknown flag, a flag this iproute2 does not know, a
     missing O(dev), a missing O(netns), MPTCP missing or disabled; on a failing C(ip) call the
     result holds C(cmd), C(rc), C(stdout) and C(stderr).

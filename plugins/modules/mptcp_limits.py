@@ -13,7 +13,7 @@ module: mptcp_limits
 short_description: Set the Multipath TCP path-manager limits (C(ip mptcp limits))
 version_added: 0.1.0
 description:
-  - Sets the in-kernel path manager's limits of a network namespace, as C(ip mptcp limits set) does:
+  - Sets the in-kernel path manager's limits of a network namespace, as C(ip mptcp limits set) does -
     how many additional subflows one MPTCP connection may have and how many addresses announced by
     the peer (ADD_ADDR) it accepts.
   - Reads the current limits first (C(ip mptcp limits show)) and runs C(ip mptcp limits set) only
@@ -46,7 +46,7 @@ options:
 notes:
   - 8 is the kernel's hard limit for both values (MPTCP_PM_ADDR_MAX); a larger value fails before
     anything is changed, with a message naming it.
-  - Errors raised as well: a missing O(netns), MPTCP missing or disabled; on a failing C(ip) call the
+  - Errors raised as well - a missing O(netns), MPTCP missing or disabled; on a failing C(ip) call the
     result holds C(cmd), C(rc), C(stdout) and C(stderr).
 seealso:
   - module: multipath.mptcp.mptcp_endpoint

@@ -17,7 +17,7 @@ description:
     once the monitor is subscribed to the kernel's MPTCP events, so that no event of traffic started
     right after is missed.
   - O(state=stopped) optionally waits, at most O(timeout) seconds, until the capture holds at least
-    the O(wait_for) counts (events such as C(CLOSED) arrive after the application closed its socket:
+    the O(wait_for) counts (events such as C(CLOSED) arrive after the application closed its socket;
     wait for them, do not sleep), stops the monitor, parses every line and returns the C(events)
     and their C(counts).
   - Event names are matched exactly (C(CREATED) is not C(LISTENER_CREATED), C(CLOSED) is not
@@ -70,7 +70,7 @@ notes:
   - Which side sees which event (measured on Linux 6.18) - C(ANNOUNCED), C(REMOVED) and C(SF_PRIO)
     are seen by the side that receives the option; tokens differ per side; a normal close emits
     C(CLOSED) only (no C(SF_CLOSED)).
-  - Errors raised: unknown event name in O(wait_for) or a negative count, a missing O(netns), MPTCP
+  - Errors raised - unknown event name in O(wait_for) or a negative count, a missing O(netns), MPTCP
     missing or disabled, a monitor that exits at once (its output is in the message), stopping
     when O(path) holds no capture.
 seealso:

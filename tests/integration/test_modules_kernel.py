@@ -1,0 +1,334 @@
+"""The four modules against the real kernel, run through ansible itself, inside network namespaces
+that the tests create (seed 000's topology: 10.0.0.0/24 "red" and 192.168.0.0/24 "blue" links).
+
+Every change is read back from the kernel with `ip` directly, independently of the modules.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PEER = os.path.join(HERE, "mptcp_peer.py")
+VENV_PY = sys.executable
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+def run_module(module, check=False, diff=False, **args):
+    """Run multipath.mptcp.<module> on localhost through ansible; return the task result dict."""
+    cmd = [os.path.join(os.path.dirname(VENV_PY), "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+           "-e", "ansible_python_interpreter=%s" % VENV_PY, "-m", "multipath.mptcp." + module, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("ansible printed no JSON (rc %d): %s %s" % (proc.returncode, proc.stdout, proc.stderr))
+    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def kernel_endpoints(ns):
+    return json.loads(sh("ip", "-j", "-n", ns, "mptcp", "endpoint", "show").stdout or "[]")
+
+
+def kernel_limits(ns):
+    words = sh("ip", "-n", ns, "mptcp", "limits", "show").stdout.split()
+    return {k: int(v) for k, v in zip(words[0::2], words[1::2])}
+
+
+@pytest.fixture
+def pair():
+    """Two namespaces (client, server) joined by two veth links, as in seed 000's topo.sh."""
+    tag = "%d" % os.getpid()
+    c, s = "mptcp-it-c" + tag, "mptcp-it-s" + tag
+    for ns in (c, s):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    for color, net in (("red", "10.0.0"), ("blue", "192.168.0")):
+        sh("ip", "link", "add", color + "-c", "netns", c, "type", "veth", "peer", "name", color + "-s", "netns", s)
+        sh("ip", "-n", c, "addr", "add", net + ".2/24", "dev", color + "-c")
+        sh("ip", "-n", s, "addr", "add", net + ".1/24", "dev", color + "-s")
+        sh("ip", "-n", c, "link", "set", color + "-c", "up")
+        sh("ip", "-n", s, "link", "set", color + "-s", "up")
+    sh("ip", "-n", c, "addr", "add", "2001:db8::2/64", "dev", "red-c", "nodad")
+    yield {"client": c, "server": s}
+    for ns in (c, s):
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def assert_failed_naming(result, *words):
+    assert result.get("failed") is True, result
+    for word in words:
+        assert word in result["msg"], result["msg"]
+
+
+# --- mptcp_endpoint --------------------------------------------------------------------------
+def test_endpoint_add_idempotent_check_and_diff(pair):
+    ns = pair["server"]
+    args = dict(address="192.168.0.1", dev="blue-s", flags=["signal"], netns=ns)
+
+    planned = run_module("mptcp_endpoint", check=True, diff=True, **args)
+    assert planned["changed"] is True
+    assert kernel_endpoints(ns) == []  # check mode changed nothing
+    assert planned["diff"]["before"] == "" and planned["diff"]["after"] == "192.168.0.1 signal dev blue-s\n"
+
+    done = run_module("mptcp_endpoint", diff=True, **args)
+    assert done["changed"] is True
+    assert kernel_endpoints(ns) == [{"address": "192.168.0.1", "id": 1, "signal": True, "dev": "blue-s"}]
+    assert done["endpoint"] == {"address": "192.168.0.1", "id": 1, "port": None, "dev": "blue-s",
+                                "flags": ["signal"], "implicit": False}
+    assert done["diff"]["after"] == "192.168.0.1 id 1 signal dev blue-s\n"
+
+    again = run_module("mptcp_endpoint", **args)
+    assert again["changed"] is False and again["commands"] == []
+
+
+def test_endpoint_every_option(pair):
+    ns = pair["client"]
+    r = run_module("mptcp_endpoint", address="10.0.0.2", id=7, dev="red-c", port=8080, flags=["signal", "backup"], netns=ns)
+    assert r["changed"] is True
+    r = run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow", "fullmesh"], netns=ns)
+    assert r["changed"] is True
+    r = run_module("mptcp_endpoint", address="2001:DB8::2", dev="red-c", flags=["subflow"], netns=ns)
+    assert r["endpoint"]["address"] == "2001:db8::2"
+    table = {e.pop("address"): e for e in kernel_endpoints(ns)}
+    assert table["10.0.0.2"] == {"port": 8080, "id": 7, "signal": True, "backup": True, "dev": "red-c"}
+    assert table["192.168.0.2"] == {"id": table["192.168.0.2"]["id"], "subflow": True, "fullmesh": True, "dev": "blue-c"}
+    assert table["2001:db8::2"] == {"id": table["2001:db8::2"]["id"], "subflow": True, "dev": "red-c"}
+    assert len(table) == 3
+    # canonical vs. written-out IPv6 is the same endpoint: nothing to do
+    assert run_module("mptcp_endpoint", address="2001:db8:0::2", dev="red-c", flags=["subflow"], netns=ns)["changed"] is False
+
+
+def test_endpoint_flag_change_in_place_and_replace(pair):
+    ns = pair["client"]
+    run_module("mptcp_endpoint", address="192.168.0.2", id=5, dev="blue-c", flags=["subflow"], netns=ns)
+
+    r = run_module("mptcp_endpoint", diff=True, address="192.168.0.2", id=5, dev="blue-c", flags=["subflow", "backup"], netns=ns)
+    assert r["changed"] is True and r["commands"][0][-5:] == ["change", "id", "5", "backup", "nofullmesh"]
+    assert kernel_endpoints(ns) == [{"address": "192.168.0.2", "id": 5, "subflow": True, "backup": True, "dev": "blue-c"}]
+    assert r["diff"]["before"] == "192.168.0.2 id 5 subflow dev blue-c\n"
+    assert r["diff"]["after"] == "192.168.0.2 id 5 subflow backup dev blue-c\n"
+
+    # signal instead of subflow cannot be changed in place: replaced, same id
+    r = run_module("mptcp_endpoint", address="192.168.0.2", id=5, dev="blue-c", flags=["signal"], netns=ns)
+    assert [c[5] for c in r["commands"]] == ["delete", "add"]
+    assert kernel_endpoints(ns) == [{"address": "192.168.0.2", "id": 5, "signal": True, "dev": "blue-c"}]
+
+    # check mode on a change: nothing changes in the kernel
+    r = run_module("mptcp_endpoint", check=True, address="192.168.0.2", id=9, dev="blue-c", flags=["signal"], netns=ns)
+    assert r["changed"] is True and r["endpoint"]["id"] == 9
+    assert kernel_endpoints(ns)[0]["id"] == 5
+
+
+def test_endpoint_absent_by_address_and_id(pair):
+    ns = pair["client"]
+    run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow"], netns=ns)
+    run_module("mptcp_endpoint", address="10.0.0.2", id=3, dev="red-c", flags=["subflow"], netns=ns)
+
+    r = run_module("mptcp_endpoint", check=True, address="192.168.0.2", state="absent", netns=ns)
+    assert r["changed"] is True and len(kernel_endpoints(ns)) == 2
+    assert run_module("mptcp_endpoint", address="192.168.0.2", state="absent", netns=ns)["changed"] is True
+    assert run_module("mptcp_endpoint", id=3, state="absent", netns=ns)["changed"] is True
+    assert kernel_endpoints(ns) == []
+    assert run_module("mptcp_endpoint", id=3, state="absent", netns=ns)["changed"] is False
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(address="192.168.0.2", flags=["signal", "fullmesh"]), ["'signal' and 'fullmesh'"]),
+    (dict(address="192.168.0.2", port=4000, flags=["subflow"]), ["port 4000 needs the 'signal' flag"]),
+    (dict(address="192.168.0.2", flags=["bogus"]), ["bogus"]),
+    (dict(address="192.168.0.2", id=0, flags=["subflow"]), ["id 0 is outside 1-255"]),
+    (dict(address="192.168.0.2", id=300, flags=["subflow"]), ["id 300 is outside 1-255"]),
+    (dict(address="192.168.0.300", flags=["subflow"]), ["'192.168.0.300' is not an IPv4 or IPv6 address"]),
+    (dict(address="192.168.0.2", dev="nosuchdev", flags=["subflow"]), ["dev 'nosuchdev' does not exist"]),
+])
+def test_endpoint_bad_input_fails_and_changes_nothing(pair, args, words):
+    ns = pair["client"]
+    run_module("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=["subflow"], netns=ns)
+    before = kernel_endpoints(ns)
+    assert_failed_naming(run_module("mptcp_endpoint", netns=ns, **args), *words)
+    assert kernel_endpoints(ns) == before
+
+
+def test_endpoint_flag_unknown_to_iproute2(pair):
+    ns = pair["client"]
+    help_text = sh("ip", "mptcp", "help", check=False)
+    known = "laminar" in help_text.stdout + help_text.stderr
+    r = run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["laminar"], netns=ns)
+    if known:
+        assert r["changed"] is True and kernel_endpoints(ns)[0]["laminar"] is True
+    else:
+        assert_failed_naming(r, "laminar", "not supported by this host's iproute2")
+        assert kernel_endpoints(ns) == []
+
+
+def test_missing_netns_and_disabled_mptcp(pair):
+    r = run_module("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns="no-such-ns")
+    assert_failed_naming(r, "network namespace 'no-such-ns' does not exist")
+    ns = pair["client"]
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.mptcp.enabled=0")
+    assert_failed_naming(run_module("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns=ns),
+                         "MPTCP is disabled", "net.mptcp.enabled=0")
+    assert_failed_naming(run_module("mptcp_limits", subflows=1, netns=ns), "MPTCP is disabled")
+    info = run_module("mptcp_info", netns=ns)
+    assert info.get("failed") is not True and info["mptcp"]["enabled"] is False
+    assert kernel_endpoints(ns) == []
+
+
+def test_failing_ip_call_reports_command_rc_stderr(pair):
+    ns = pair["client"]
+    for i in range(1, 9):  # the kernel keeps at most 8 endpoints
+        sh("ip", "-n", ns, "mptcp", "endpoint", "add", "10.0.0.%d" % (100 + i))
+    r = run_module("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=["subflow"], netns=ns)
+    assert r["failed"] is True and r["rc"] != 0
+    assert r["cmd"][-5:] == ["add", "10.0.0.2", "dev", "red-c", "subflow"]
+    assert r["stderr"].strip() and r["stderr"].strip() in r["msg"]
+    assert len(kernel_endpoints(ns)) == 8
+
+
+# --- mptcp_limits ----------------------------------------------------------------------------
+def test_limits_set_idempotent_check_diff_and_partial(pair):
+    ns = pair["client"]
+    start = kernel_limits(ns)
+    r = run_module("mptcp_limits", check=True, diff=True, subflows=1, add_addr_accepted=1, netns=ns)
+    assert r["changed"] is True and kernel_limits(ns) == start
+    assert r["diff"]["after"] == "add_addr_accepted 1 subflows 1\n"
+
+    r = run_module("mptcp_limits", subflows=1, add_addr_accepted=1, netns=ns)
+    assert r["changed"] is True and r["limits"]["before"] == {"subflows": start["subflows"], "add_addr_accepted": start["add_addr_accepted"]}
+    assert kernel_limits(ns) == {"add_addr_accepted": 1, "subflows": 1}
+    assert run_module("mptcp_limits", subflows=1, add_addr_accepted=1, netns=ns)["changed"] is False
+
+    r = run_module("mptcp_limits", subflows=8, netns=ns)  # add_addr_accepted is left alone
+    assert r["changed"] is True and kernel_limits(ns) == {"add_addr_accepted": 1, "subflows": 8}
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(subflows=9), ["subflows 9 is outside 0-8"]),
+    (dict(subflows=2, add_addr_accepted=-1), ["add_addr_accepted -1 is outside 0-8"]),
+])
+def test_limits_bad_input(pair, args, words):
+    ns = pair["client"]
+    before = kernel_limits(ns)
+    assert_failed_naming(run_module("mptcp_limits", netns=ns, **args), *words)
+    assert kernel_limits(ns) == before
+
+
+# --- mptcp_info ------------------------------------------------------------------------------
+def test_info_reports_kernel_state(pair):
+    ns = pair["server"]
+    sh("ip", "-n", ns, "mptcp", "limits", "set", "subflows", "3", "add_addr_accepted", "2")
+    sh("ip", "-n", ns, "mptcp", "endpoint", "add", "192.168.0.1", "dev", "blue-s", "signal")
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.mptcp.allow_join_initial_addr_port=0")
+    info = run_module("mptcp_info", netns=ns)["mptcp"]
+    assert info["available"] is True and info["enabled"] is True
+    assert info["sysctls"]["allow_join_initial_addr_port"] == 0 and info["sysctls"]["enabled"] == 1
+    assert info["limits"] == {"subflows": 3, "add_addr_accepted": 2}
+    assert [(e["address"], e["flags"]) for e in info["endpoints"]] == [("192.168.0.1", ["signal"])]
+    assert info["kernel"] == os.uname().release
+    assert info["iproute2"] and info["iproute2"] in sh("ip", "-V").stdout
+    assert {"signal", "subflow", "backup", "fullmesh"} <= set(info["supports"]["endpoint_flags"])
+
+
+# --- mptcp_monitor: one MPTCP connection between the namespaces ------------------------------
+def connect(pair, extra_subflows, port=4321):
+    server = subprocess.Popen(["ip", "netns", "exec", pair["server"], sys.executable, PEER, "server", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        out = sh("ip", "netns", "exec", pair["client"], sys.executable, PEER, "client", "10.0.0.1", str(port),
+                 str(extra_subflows)).stdout
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+    return out.strip()
+
+
+def configure_seed_000(pair, client_flags):
+    """Server announces 192.168.0.1 (signal); the client has subflow endpoints, as in topo.sh."""
+    for ns in (pair["client"], pair["server"]):
+        assert run_module("mptcp_limits", subflows=4, add_addr_accepted=2, netns=ns)["changed"] is True
+    run_module("mptcp_endpoint", address="192.168.0.1", dev="blue-s", flags=["signal"], netns=pair["server"])
+    run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=client_flags, netns=pair["client"])
+    if "fullmesh" in client_flags:
+        run_module("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=client_flags, netns=pair["client"])
+
+
+def capture(pair, extra_subflows, wait_for, tmp_path):
+    path = str(tmp_path / "events.log")
+    started = run_module("mptcp_monitor", state="started", path=path, netns=pair["client"])
+    assert started["changed"] is True and started["pid"] > 0
+    again = run_module("mptcp_monitor", state="started", path=path, netns=pair["client"])
+    assert again["changed"] is False and again["pid"] == started["pid"]
+    assert connect(pair, extra_subflows) == "got 100000 subflows=%d" % extra_subflows
+    stopped = run_module("mptcp_monitor", state="stopped", path=path, wait_for=wait_for, timeout=20)
+    assert stopped["changed"] is True and stopped["timed_out"] is False
+    assert not os.path.exists("/proc/%d" % started["pid"]) or "monitor" not in open(
+        "/proc/%d/cmdline" % started["pid"]).read()
+    return stopped
+
+
+def exact(counts, **expected):
+    wanted = {name: 0 for name in counts}
+    wanted.update(expected)
+    assert counts == wanted
+
+
+def test_monitor_counts_seed_000_default(pair, tmp_path):
+    configure_seed_000(pair, ["subflow"])
+    r = capture(pair, 2, {"CLOSED": 1}, tmp_path)
+    exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=2, CLOSED=1)
+    subflows = sorted((e["saddr"], e["daddr"]) for e in r["events"] if e["event"] == "SF_ESTABLISHED")
+    assert subflows == [("192.168.0.2", "10.0.0.1"), ("192.168.0.2", "192.168.0.1")]
+    created = r["events"][0]
+    assert (created["event"], created["saddr"], created["daddr"], created["dport"]) == ("CREATED", "10.0.0.2", "10.0.0.1", 4321)
+
+
+def test_monitor_counts_seed_000_fullmesh(pair, tmp_path):
+    configure_seed_000(pair, ["subflow", "fullmesh"])
+    r = capture(pair, 3, {"CLOSED": 1}, tmp_path)
+    exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=3, CLOSED=1)
+
+
+def test_monitor_counts_seed_000_no_join_to_initial_address(pair, tmp_path):
+    configure_seed_000(pair, ["subflow", "fullmesh"])
+    sh("ip", "netns", "exec", pair["server"], "sysctl", "-qw", "net.mptcp.allow_join_initial_addr_port=0")
+    r = capture(pair, 2, {"CLOSED": 1}, tmp_path)
+    exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=2, CLOSED=1)
+    subflows = sorted((e["saddr"], e["daddr"]) for e in r["events"] if e["event"] == "SF_ESTABLISHED")
+    assert subflows == [("10.0.0.2", "192.168.0.1"), ("192.168.0.2", "192.168.0.1")]
+
+
+def test_monitor_wait_is_bounded_and_check_mode(pair, tmp_path):
+    path = str(tmp_path / "idle.log")
+    r = run_module("mptcp_monitor", check=True, state="started", path=path, netns=pair["client"])
+    assert r["changed"] is True and r["pid"] is None and not os.path.exists(path)
+    run_module("mptcp_monitor", state="started", path=path, netns=pair["client"])
+    began = time.time()
+    r = run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CLOSED": 1}, timeout=2)
+    assert r["timed_out"] is True and 2 <= r["waited"] < 4 and time.time() - began < 10
+    assert r["counts"]["CLOSED"] == 0 and r["events"] == []
+
+
+def test_monitor_bad_input(pair, tmp_path):
+    path = str(tmp_path / "x.log")
+    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CREATD": 1}),
+                         "unknown event 'CREATD'")
+    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CLOSED": "two"}),
+                         "'two'")
+    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path), "no MPTCP monitor capture at " + path)
