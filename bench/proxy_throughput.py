@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Throughput of the mptcp-proxy pair on loopback, side by side with iperf3 direct.
 
-Not a test: prints Gbit/s per configuration and the ratio to the direct run.
+Not a test: prints Gbit/s per configuration, the ratio to the direct run and
+the CPU time both proxy processes used per GiB relayed (user + system, from
+/proc/PID/stat; this figure is much less sensitive to other load on the
+machine than Gbit/s).  Configurations are interleaved and repeated; medians.
 
-    python3 bench/proxy_throughput.py [--seconds 5] [--reverse] [--json FILE]
+    python3 bench/proxy_throughput.py [--seconds 5] [--repeat 3] [--reverse] [--json FILE]
 
 Chain measured: iperf3 -c -> client proxy (TCP in, MPTCP out) -> server proxy
 (MPTCP in, TCP out) -> iperf3 -s, all on 127.0.0.1, with and without splice(2).
@@ -14,8 +17,10 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,18 +34,36 @@ def free_port():
 
 
 def wait_listening(port, timeout=5.0):
+    """Wait until something listens on the port (asks ss; does not connect)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        out = subprocess.run(["ss", "-Htln", "sport = :%d" % port], capture_output=True,
+                             text=True, check=False).stdout
+        if out.strip():
             return
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError("nothing listens on port %d" % port)
 
 
 def start(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_proxy(cmd):
+    """Start a proxy and wait for its 'listening on' line.
+
+    Probing the port with a connection instead would reach the iperf3 server
+    through the proxies and confuse it (it takes any connection for a test).
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stderr.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError("proxy did not start: %s" % line.strip())
+    # Keep reading stderr so the proxy never blocks on a full pipe.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc
 
 
 def stop(procs):
@@ -55,29 +78,46 @@ def stop(procs):
             proc.wait()
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid, encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def iperf(port, seconds, reverse):
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"]
     if reverse:
         cmd.append("-R")
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30,
-                         check=True).stdout
-    end = json.loads(out)["end"]
-    return end["sum_received"]["bits_per_second"] / 1e9
+    for attempt in range(3):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30,
+                             check=False).stdout
+        report = json.loads(out)
+        if "error" not in report:
+            end = report["end"]["sum_received"]
+            return end["bits_per_second"] / 1e9, end["bytes"]
+        # e.g. "the server is busy running a test" right after the previous run
+        print("iperf3 error (attempt %d): %s" % (attempt + 1, report["error"]),
+              file=sys.stderr)
+        time.sleep(2)
+    raise RuntimeError("iperf3 failed: %s" % report["error"])
 
 
 def through_proxies(iperf_port, seconds, reverse, extra):
     server_port, client_port = free_port(), free_port()
     procs = []
     try:
-        procs.append(start([sys.executable, PROXY, "-m", "server", "-l", "127.0.0.1",
-                            "-p", str(server_port), "-r", "127.0.0.1:%d" % iperf_port]
-                           + extra))
-        procs.append(start([sys.executable, PROXY, "-m", "client", "-l", "127.0.0.1",
-                            "-p", str(client_port), "-r", "127.0.0.1:%d" % server_port]
-                           + extra))
-        wait_listening(server_port)
-        wait_listening(client_port)
-        return iperf(client_port, seconds, reverse)
+        procs.append(start_proxy([sys.executable, PROXY, "-m", "server", "-l", "127.0.0.1",
+                                  "-p", str(server_port), "-r", "127.0.0.1:%d" % iperf_port]
+                                 + extra))
+        procs.append(start_proxy([sys.executable, PROXY, "-m", "client", "-l", "127.0.0.1",
+                                  "-p", str(client_port), "-r", "127.0.0.1:%d" % server_port]
+                                 + extra))
+        before = sum(cpu_seconds(p.pid) for p in procs)
+        gbps, nbytes = iperf(client_port, seconds, reverse)
+        time.sleep(0.3)  # let the proxies finish the connection
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - before
+        return gbps, cpu / (nbytes / 2**30)
     finally:
         stop(procs)
 
@@ -85,39 +125,55 @@ def through_proxies(iperf_port, seconds, reverse, extra):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reverse", action="store_true", help="iperf3 -R (download)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
     configs = [
         ("direct TCP (no proxy)", None),
-        ("proxies, MPTCP, splice", []),
-        ("proxies, MPTCP, recv/send", ["--no-splice"]),
-        ("proxies, TCP (--disable-mptcp), splice", ["--disable-mptcp"]),
-        ("proxies, TCP (--disable-mptcp), recv/send", ["--disable-mptcp", "--no-splice"]),
+        ("proxies, MPTCP, --splice=auto (default)", []),
+        ("proxies, MPTCP, --splice=always", ["--splice=always"]),
+        ("proxies, MPTCP, --splice=never (recv/send)", ["--splice=never"]),
+        ("proxies, TCP (--disable-mptcp), splice", ["--disable-mptcp", "--splice=always"]),
+        ("proxies, TCP (--disable-mptcp), recv/send", ["--disable-mptcp", "--splice=never"]),
     ]
     iperf_port = free_port()
     server = start(["iperf3", "-s", "-p", str(iperf_port)])
-    results = []
+    runs = {name: {"gbit_s": [], "cpu_s_per_gib": []} for name, _ in configs}
     try:
         wait_listening(iperf_port)
-        for name, extra in configs:
-            if extra is None:
-                gbps = iperf(iperf_port, args.seconds, args.reverse)
-            else:
-                gbps = through_proxies(iperf_port, args.seconds, args.reverse, extra)
-            results.append({"config": name, "gbit_s": round(gbps, 2)})
-            time.sleep(0.5)  # let the iperf3 server return to listening
+        for _ in range(args.repeat):
+            for name, extra in configs:
+                if extra is None:
+                    gbps, _nbytes = iperf(iperf_port, args.seconds, args.reverse)
+                else:
+                    gbps, cpu = through_proxies(iperf_port, args.seconds, args.reverse,
+                                                extra)
+                    runs[name]["cpu_s_per_gib"].append(cpu)
+                runs[name]["gbit_s"].append(gbps)
+                time.sleep(0.5)  # let the iperf3 server return to listening
     finally:
         stop([server])
 
+    results = []
+    for name, _ in configs:
+        row = {"config": name,
+               "gbit_s": round(statistics.median(runs[name]["gbit_s"]), 2),
+               "gbit_s_runs": [round(x, 2) for x in runs[name]["gbit_s"]]}
+        if runs[name]["cpu_s_per_gib"]:
+            row["proxy_cpu_s_per_gib"] = round(statistics.median(runs[name]["cpu_s_per_gib"]), 3)
+        results.append(row)
     base = results[0]["gbit_s"]
-    print("loopback, iperf3 %d s%s, %d CPUs, kernel %s" % (
-        args.seconds, " -R" if args.reverse else "", os.cpu_count(), os.uname().release))
+    print("loopback, iperf3 %d s%s x %d runs (medians), %d CPUs, kernel %s" % (
+        args.seconds, " -R" if args.reverse else "", args.repeat, os.cpu_count(),
+        os.uname().release))
     for row in results:
         row["ratio_to_direct"] = round(row["gbit_s"] / base, 3) if base else None
-        print("  %-44s %7.2f Gbit/s  %6.1f MB/s  x%.2f" % (
-            row["config"], row["gbit_s"], row["gbit_s"] * 1e3 / 8, row["ratio_to_direct"]))
+        cpu = row.get("proxy_cpu_s_per_gib")
+        print("  %-46s %6.2f Gbit/s %7.1f MB/s  x%.2f  %s" % (
+            row["config"], row["gbit_s"], row["gbit_s"] * 1e3 / 8, row["ratio_to_direct"],
+            "proxy CPU %.3f s/GiB" % cpu if cpu is not None else ""))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"seconds": args.seconds, "reverse": args.reverse,

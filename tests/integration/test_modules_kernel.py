@@ -11,34 +11,11 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+from ansible_cli import HERE, assert_failed_naming, run_module, sh
+
 PEER = os.path.join(HERE, "mptcp_peer.py")
-VENV_PY = sys.executable
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
-
-
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-def run_module(module, check=False, diff=False, **args):
-    """Run multipath.mptcp.<module> on localhost through ansible; return the task result dict."""
-    cmd = [os.path.join(os.path.dirname(VENV_PY), "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-           "-e", "ansible_python_interpreter=%s" % VENV_PY, "-m", "multipath.mptcp." + module, "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible printed no JSON (rc %d): %s %s" % (proc.returncode, proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def kernel_endpoints(ns):
@@ -68,12 +45,6 @@ def pair():
     yield {"client": c, "server": s}
     for ns in (c, s):
         sh("ip", "netns", "del", ns, check=False)
-
-
-def assert_failed_naming(result, *words):
-    assert result.get("failed") is True, result
-    for word in words:
-        assert word in result["msg"], result["msg"]
 
 
 # --- mptcp_endpoint --------------------------------------------------------------------------
