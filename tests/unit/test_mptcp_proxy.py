@@ -23,6 +23,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROXY = os.path.join(ROOT, "roles", "mptcp_proxy", "files", "mptcp-proxy")
+# Run the program directly (its #!/usr/bin/python3), or with MPTCP_PROXY_PYTHON.
+PROXY_CMD = ([os.environ["MPTCP_PROXY_PYTHON"], PROXY] if os.environ.get("MPTCP_PROXY_PYTHON")
+             else [PROXY])
 
 IPPROTO_MPTCP = 262
 SOL_MPTCP = 284
@@ -79,7 +82,7 @@ class ProxyProcess:
     def __init__(self, tmp_path, args, netns=None):
         self.log_path = tmp_path / ("proxy-%s.log" % uuid.uuid4().hex[:8])
         self.log_file = open(self.log_path, "w", encoding="utf-8")
-        cmd = [PROXY] + args
+        cmd = PROXY_CMD + args
         if netns:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log_file)
@@ -610,19 +613,19 @@ def test_unreachable_remote_in_namespace(make_proxy, netns):
 
 
 def test_command_line():
-    out = subprocess.run([PROXY, "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(PROXY_CMD + ["--help"], capture_output=True, text=True, check=True)
     for text in ("--mode", "--port", "--remote", "--listen", "--disable-mptcp",
                  "examples:", "mptcp-proxy -m client -p 5555 -r 10.123.200.2:4444"):
         assert text in out.stdout
-    out = subprocess.run([PROXY, "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(PROXY_CMD + ["--version"], capture_output=True, text=True, check=True)
     assert re.fullmatch(r"mptcp-proxy \d+\.\d+\.\d+\n", out.stdout)
     for bad, message in (("::1:80", "put IPv6 addresses in brackets"),
                          ("host", "is not host:port"),
                          ("[::1]:0", "port 0 is outside 1-65535")):
-        res = subprocess.run([PROXY, "-m", "client", "-p", "5555", "-r", bad],
+        res = subprocess.run(PROXY_CMD + ["-m", "client", "-p", "5555", "-r", bad],
                              capture_output=True, text=True, check=False)
         assert res.returncode == 2 and message in res.stderr, res.stderr
-    res = subprocess.run([PROXY, "-m", "relay", "-p", "1", "-r", "a:1"],
+    res = subprocess.run(PROXY_CMD + ["-m", "relay", "-p", "1", "-r", "a:1"],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "invalid choice: 'relay'" in res.stderr
 
