@@ -91,8 +91,8 @@ options:
     description:
       - Whether the route must exist.
       - With V(absent), O(via), O(dev) and O(nexthops) (when given) restrict which routes of O(dest)
-        are removed; without them every route of exactly O(dest) in O(table) (and O(metric), if
-        given) is removed.
+        are removed (O(dev) alone, any route leaving by that device); without them every route of
+        exactly O(dest) in O(table) (and O(metric), if given) is removed.
     type: str
     choices: [present, absent]
     default: present
@@ -354,15 +354,17 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
 # ---------------------------------------------------------------------------------------------
 # Comparing and planning (pure)
 # ---------------------------------------------------------------------------------------------
-def hops_match(current, wanted):
-    """True when the next hops are the same multiset; a wanted hop without dev matches any dev."""
+def hops_match(current, wanted, any_via=False):
+    """True when the next hops are the same multiset; a wanted hop without dev matches any dev
+    (and, with `any_via`, as used for removal, one without via matches any gateway)."""
     if len(current) != len(wanted):
         return False
     left = list(current)
     # hops that name a device first, so that a hop without one cannot take their partner
-    for hop in sorted(wanted, key=lambda h: h.get("dev") is None):
+    for hop in sorted(wanted, key=lambda h: (h.get("dev") is None, h.get("via") is None)):
         for index, have in enumerate(left):
-            if (have.get("via") == hop.get("via") and have.get("weight", 1) == hop.get("weight", 1)
+            if ((have.get("via") == hop.get("via") or (any_via and hop.get("via") is None))
+                    and have.get("weight", 1) == hop.get("weight", 1)
                     and (hop.get("dev") is None or have.get("dev") == hop.get("dev"))):
                 del left[index]
                 break
@@ -385,7 +387,7 @@ def route_matches(current, want, for_removal=False):
     if for_removal:
         if want["metric"] is not None and current["metric"] != want["metric"]:
             return False
-        return not want["nexthops"] or hops_match(current["nexthops"], want["nexthops"])
+        return not want["nexthops"] or hops_match(current["nexthops"], want["nexthops"], any_via=True)
     return current["metric"] == wanted_metric(want) and hops_match(current["nexthops"], want["nexthops"])
 
 

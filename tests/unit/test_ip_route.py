@@ -210,6 +210,8 @@ def test_plan_absent_every_metric_or_narrowed():
     assert [a[1]["metric"] for a in r.plan_route(current, r.validate_route("10.123.204.0/24", via="10.123.200.3",
                                                                            state="absent"), "absent")] == [0]
     assert r.plan_route(current, r.validate_route("10.123.204.0/24", via="10.123.200.9", state="absent"), "absent") == []
+    assert [a[1]["metric"] for a in r.plan_route(current, r.validate_route("10.123.204.0/24", dev="eth1", state="absent"),
+                                                 "absent")] == [10]
     assert r.plan_route([], r.validate_route("10.123.204.0/24", state="absent"), "absent") == []
     actions = r.plan_route(current, r.validate_route("10.123.204.0/24", metric=10, state="absent"), "absent")
     assert r.route_command(actions[0][1], "del") == ["-4", "route", "del", "10.123.204.0/24", "table", "main", "metric", "10"]
