@@ -348,7 +348,17 @@ class IpMptcp:
         return {"kernel": os.uname()[2], "iproute2": iproute2}
 
     # -- changes ---------------------------------------------------------------------------
-    def endpoint_add(self, ep):
+    def endpoint_cmd(self, action):
+        """The ip command of a planned action: ("add", ep), ("delete", ep) or ("change", ep, flags)."""
+        kind, ep = action[0], action[1]
+        if kind == "delete":
+            return self.ip_cmd("mptcp", "endpoint", "delete", "id", str(ep["id"]))
+        if kind == "change":
+            # `change` sets backup and fullmesh together: pass both, as wanted
+            flags = action[2]
+            return self.ip_cmd("mptcp", "endpoint", "change", "id", str(ep["id"]),
+                               "backup" if "backup" in flags else "nobackup",
+                               "fullmesh" if "fullmesh" in flags else "nofullmesh")
         args = ["mptcp", "endpoint", "add", ep["address"]]
         if ep.get("dev"):
             args += ["dev", ep["dev"]]
@@ -356,18 +366,7 @@ class IpMptcp:
             args += ["id", str(ep["id"])]
         if ep.get("port"):
             args += ["port", str(ep["port"])]
-        args += list(ep.get("flags") or [])
-        self.run(self.ip_cmd(*args))
-
-    def endpoint_delete(self, ep):
-        self.run(self.ip_cmd("mptcp", "endpoint", "delete", "id", str(ep["id"])))
-
-    def endpoint_change(self, ep_id, flags):
-        """`change` sets backup and fullmesh together: pass both, as wanted."""
-        args = ["mptcp", "endpoint", "change", "id", str(ep_id)]
-        args.append("backup" if "backup" in flags else "nobackup")
-        args.append("fullmesh" if "fullmesh" in flags else "nofullmesh")
-        self.run(self.ip_cmd(*args))
+        return self.ip_cmd(*(args + list(ep.get("flags") or [])))
 
     def limits_set(self, subflows=None, add_addr_accepted=None):
         args = ["mptcp", "limits", "set"]

@@ -155,43 +155,19 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
 )
 
 
-def describe(ip, action):
-    """The ip command an action runs, for the `commands` result."""
-    kind, ep = action[0], action[1]
-    if kind == "delete":
-        return ip.ip_cmd("mptcp", "endpoint", "delete", "id", str(ep["id"]))
-    if kind == "change":
-        flags = action[2]
-        return ip.ip_cmd("mptcp", "endpoint", "change", "id", str(ep["id"]),
-                         "backup" if "backup" in flags else "nobackup",
-                         "fullmesh" if "fullmesh" in flags else "nofullmesh")
-    args = ["mptcp", "endpoint", "add", ep["address"]]
-    if ep.get("dev"):
-        args += ["dev", ep["dev"]]
-    if ep.get("id") is not None:
-        args += ["id", str(ep["id"])]
-    if ep.get("port"):
-        args += ["port", str(ep["port"])]
-    return ip.ip_cmd(*(args + list(ep["flags"])))
-
-
 def run_actions(ip, actions):
     """Run the plan; if a later step fails, put back what earlier steps deleted."""
     deleted = []
     try:
         for action in actions:
+            ip.run(ip.endpoint_cmd(action))
             if action[0] == "delete":
-                ip.endpoint_delete(action[1])
                 deleted.append(action[1])
-            elif action[0] == "change":
-                ip.endpoint_change(action[1]["id"], action[2])
-            else:
-                ip.endpoint_add(action[1])
     except MptcpError:
         for ep in deleted:
             if not ep["implicit"]:
                 try:
-                    ip.endpoint_add(ep)
+                    ip.run(ip.endpoint_cmd(("add", ep)))
                 except MptcpError:
                     pass
         raise
@@ -238,7 +214,7 @@ def main():
                     flags=ordered_flags(p["flags"]))
         before = ip.endpoints()
         actions = plan_endpoint(before, want, p["state"])
-        result["commands"] = [describe(ip, a) for a in actions]
+        result["commands"] = [ip.endpoint_cmd(a) for a in actions]
         result["changed"] = bool(actions)
         if actions and not module.check_mode:
             run_actions(ip, actions)
