@@ -666,3 +666,66 @@ def test_ipv6_listen_and_remote(make_proxy, make_backend):
     finally:
         backend6.close()
         thread.join(timeout=5)
+
+
+# A TCP backend that resets its connection with data still unread (as iperf3's
+# server does at the end of a test), run inside a namespace.
+RESET_BACKEND = r"""
+import socket, struct, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+conn.recv(1000)
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+"""
+
+
+@needs_root
+@needs_mptcp
+def test_backend_reset_closes_mptcp_in_order(make_proxy, netns):
+    """A reset from the TCP backend: the MPTCP connection between the proxies still
+    ends with a CLOSED event on both ends (DATA_FIN, not MP_FASTCLOSE).  The reset does
+    not cross the MPTCP hop: the client sees an orderly end with no data back."""
+    backend_port, server_port, client_port = free_port(), free_port(), free_port()
+    backend = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c",
+                                RESET_BACKEND, str(backend_port)],
+                               stdout=subprocess.PIPE, text=True)
+    assert backend.stdout.readline().strip() == "ready"
+    server = make_proxy("-m", "server", "-l", "127.0.0.1", "-p", server_port,
+                        "-r", "127.0.0.1:%d" % backend_port, netns=netns)
+    client = make_proxy("-m", "client", "-l", "127.0.0.1", "-p", client_port,
+                        "-r", "127.0.0.1:%d" % server_port, netns=netns)
+    # Started after the listeners, so that it sees only the connection's events.
+    monitor = subprocess.Popen(["ip", "-n", netns, "mptcp", "monitor"],
+                               stdout=subprocess.PIPE, text=True)
+    events = []
+    reader = threading.Thread(
+        target=lambda: events.extend(line.split("]")[0].strip("[ ") for line in monitor.stdout),
+        daemon=True)
+    reader.start()
+    try:
+        time.sleep(0.3)  # the monitor subscribes to the MPTCP netlink events
+        result = netns_client(netns, client_port, data_len=4 << 20)
+        assert result["error"] is None and result["received"] == 0
+        (line,) = server.closed_lines(1)
+        assert line["mptcp"].startswith("mptcp=yes")
+        # Which direction meets the reset first is a race.
+        assert re.search(r"error='(peer->remote|remote->peer): Connection reset by peer'",
+                         server.log())
+        client.closed_lines(1)
+        deadline = time.monotonic() + 5
+        while events.count("CLOSED") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        monitor.terminate()
+        monitor.wait(timeout=5)
+        reader.join(timeout=5)
+        backend.kill()
+        backend.wait()
+    counts = {name: events.count(name) for name in set(events)}
+    # One MPTCP connection, seen from both of its ends (both proxies share the namespace).
+    assert counts == {"CREATED": 2, "ESTABLISHED": 2, "CLOSED": 2}, events
