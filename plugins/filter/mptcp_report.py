@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: multipath.mptcp contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn mptcp_monitor results into the rows and text table of role mptcp_check."""
+"""Filters that turn mptcp_monitor results into the rows, tables and summary of role mptcp_check."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -29,6 +29,9 @@ options:
 EXAMPLES = r"""
 rows: "{{ capture.counts | multipath.mptcp.mptcp_count_rows({'CREATED': 2, 'CLOSED': 2}) }}"
 table: "{{ rows | multipath.mptcp.mptcp_table(capture.events, 'simple-client') }}"
+# counters: the output lines of `cat /sys/class/net/IF/statistics/{rx,tx}_bytes` for each IF
+paths: "{{ before.stdout_lines | multipath.mptcp.mptcp_path_bytes(after.stdout_lines, ['eth0', 'eth1']) }}"
+summary: "{{ results | multipath.mptcp.mptcp_summary(nodes) }}"
 """
 
 RETURN = r"""
@@ -71,6 +74,65 @@ def mptcp_table(rows, events, host):
     return lines
 
 
+def mptcp_path_bytes(before, after, interfaces):
+    """Bytes each interface moved (received + sent) between two readings of its counters.
+
+    before/after: the lines of `cat /sys/class/net/IF/statistics/rx_bytes .../tx_bytes` for
+    each IF in interfaces, in that order (two lines per interface).
+    """
+    want = 2 * len(interfaces)
+    if len(before) != want or len(after) != want:
+        raise ValueError("expected %d counter lines for %s, got %d and %d"
+                         % (want, ", ".join(interfaces), len(before), len(after)))
+    paths = []
+    for k, name in enumerate(interfaces):
+        rx = int(after[2 * k]) - int(before[2 * k])
+        tx = int(after[2 * k + 1]) - int(before[2 * k + 1])
+        paths.append({"interface": name, "rx_bytes": rx, "tx_bytes": tx, "bytes": rx + tx})
+    return paths
+
+
+def mptcp_path_lines(paths):
+    """Readable lines for the result of mptcp_path_bytes (none for no paths)."""
+    if not paths:
+        return []
+    return ["Paths (bytes moved during the check):"] + [
+        "  %-8s %12d received  %12d sent%s" % (p["interface"], p["rx_bytes"], p["tx_bytes"],
+                                             "" if p["bytes"] > 0 else "  NO TRAFFIC")
+        for p in paths]
+
+
+def mptcp_summary(results, nodes):
+    """The lines a person reads at the end of a scenario.
+
+    results: the mptcp_check_result facts of the checked hosts;
+    nodes: dicts {name, addresses: [text]} for every host of the scenario.
+    """
+    lines = ["Nodes:"]
+    width = max([len(n["name"]) for n in nodes] + [4])
+    for node in nodes:
+        lines.append("  %-*s  %s" % (width, node["name"], ", ".join(node["addresses"]) or "-"))
+    for res in results:
+        counts = ", ".join("%s %d/%d" % (r["event"], r["seen"], r["expected"])
+                           for r in res["rows"] if r["expected"] is not None)
+        lines.append("%s on %s: %s (seen/expected)" % (
+            "PASSED" if res["passed"] else "FAILED", res["host"], counts))
+        flows = [e for e in res["events"] if e["event"] in ("ESTABLISHED", "SF_ESTABLISHED")]
+        lines.append("Subflows (%d):" % len(flows))
+        lines.extend(subflow_line(e) for e in flows)
+        if res.get("paths"):
+            lines.extend(mptcp_path_lines(res["paths"]))
+        if res.get("iperf3"):
+            lines.append("iperf3: %d bytes received, %.1f Mbit/s" % (
+                res["iperf3"]["bytes"], res["iperf3"]["bits_per_second"] / 1e6))
+        if res.get("ping_received") is not None:
+            lines.append("ping %s from %s: %d/%d replies" % (
+                res["ping_target"], res["ping_host"], res["ping_received"], res["ping_count"]))
+    return lines
+
+
 class FilterModule(object):
     def filters(self):
-        return {"mptcp_count_rows": mptcp_count_rows, "mptcp_table": mptcp_table}
+        return {"mptcp_count_rows": mptcp_count_rows, "mptcp_table": mptcp_table,
+                "mptcp_path_bytes": mptcp_path_bytes, "mptcp_path_lines": mptcp_path_lines,
+                "mptcp_summary": mptcp_summary}
