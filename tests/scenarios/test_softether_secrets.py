@@ -1,0 +1,59 @@
+"""SoftEther roles: a missing or bad secret (or server address) stops the role before anything is
+touched, with a message naming the variable, and a secret never shows in the output.
+
+The target host is a Docker container that does not exist: the roles' checks run on the
+controller, so a role that checked nothing would go on and fail on the host (UNREACHABLE) instead
+of stopping with the expected message, and the test would see it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SECRET = "s3cret-VALUE-never-printed"
+
+CASES = {
+    "server without admin password": (
+        "softether_server", {"softether_server_users": [{"name": "u", "password": SECRET}]},
+        "softether_server_admin_password"),
+    "server with empty admin password": (
+        "softether_server", {"softether_server_admin_password": ""},
+        "softether_server_admin_password"),
+    "server user without password": (
+        "softether_server", {"softether_server_admin_password": SECRET,
+                             "softether_server_users": [{"name": "nopass"}]},
+        "password"),
+    "client without password": (
+        "softether_client", {"softether_client_server": "10.101.0.2:5555",
+                             "softether_client_username": "mptcp"},
+        "softether_client_password"),
+    "client server without port": (
+        "softether_client", {"softether_client_server": "10.101.0.2",
+                             "softether_client_username": "mptcp",
+                             "softether_client_password": SECRET},
+        "softether_client_server"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_secret_stops_before_anything(case, tmp_path):
+    role, role_vars, named = CASES[case]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {"no-such-container-mptcp-test": {
+        "ansible_connection": "community.docker.docker"}}}}))
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{
+        "name": "role with bad input", "hosts": "all", "gather_facts": False,
+        "roles": [{"role": "multipath.mptcp." + role, "vars": role_vars}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                           "-i", str(inventory), str(playbook)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert named in out, out
+    assert "UNREACHABLE" not in out, out
+    assert SECRET not in out, out
