@@ -1,0 +1,157 @@
+"""The collection as users get it: `ansible-galaxy collection build` gives a clean tarball, which
+installs offline into an empty collections path (dependencies from the `ansible` package), and from
+a folder outside the checkout `ansible-playbook multipath.mptcp.simple` (and `.sevpn`) runs against
+the Docker lab and passes, using only the installed copy."""
+import json
+import os
+import re
+import subprocess
+import tarfile
+
+import pytest
+
+from galaxy_helpers import BIN, ROOT, VERSION, lab_lock, run
+
+# Nothing of these may be in the tarball: caches, virtualenvs, VCS data, test and benchmark output.
+FORBIDDEN_PARTS = {".venv", ".collections", ".git", "__pycache__", ".pytest_cache", ".cache", ".ansible",
+                   ".tox", ".mypy_cache", ".molecule"}
+FORBIDDEN_PREFIXES = ("tests/output", "bench/results")
+FORBIDDEN_SUFFIXES = (".pyc", ".pyo", ".retry", ".tar.gz")
+# What an installed copy needs to run the playbooks (and ansible-builder to read the metadata).
+REQUIRED = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "plugins/modules/mptcp_endpoint.py",
+            "plugins/module_utils/mptcp.py", "roles/mptcp_host/meta/argument_specs.yml",
+            "roles/lab/tasks/main.yml", "playbooks/simple.yml", "playbooks/scenario.yml",
+            "playbooks/lab_down.yml", "inventories/lab/hosts.yml", "inventories/hardware.example/hosts.yml",
+            "meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"]
+
+
+def tar_names(tarball):
+    with tarfile.open(str(tarball)) as tar:
+        return [m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()]
+
+
+def forbidden(name):
+    parts = name.split("/")
+    return (bool(FORBIDDEN_PARTS.intersection(parts)) or name.startswith(FORBIDDEN_PREFIXES)
+            or name.endswith(FORBIDDEN_SUFFIXES) or parts[-1] == "vault.yml")
+
+
+def test_tarball_has_what_is_needed_and_no_caches_or_test_output(galaxy_tarball):
+    names = tar_names(galaxy_tarball)
+    missing = [n for n in REQUIRED if n not in names]
+    assert missing == [], missing
+    bad = [n for n in names if forbidden(n)]
+    assert bad == [], bad
+    with tarfile.open(str(galaxy_tarball)) as tar:
+        files = json.load(tar.extractfile("FILES.json"))["files"]
+        manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
+    assert [f["name"] for f in files if forbidden(f["name"])] == []
+    assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("multipath", "mptcp", VERSION)
+    assert set(manifest["dependencies"]) == {"ansible.posix", "community.docker"}
+
+
+def test_forbidden_matches_what_it_should():
+    """The filter above really catches each kind of unwanted file."""
+    for name in ["tests/output/junit.xml", "plugins/modules/__pycache__/x.cpython-311.pyc", ".venv/bin/python",
+                 ".collections/ansible_collections/multipath", ".git/HEAD", "bench/results/run.json",
+                 ".pytest_cache/v/cache", "inventories/site/group_vars/all/vault.yml", "x.retry"]:
+        assert forbidden(name), name
+    for name in ["plugins/modules/mptcp_endpoint.py", "inventories/hardware.example/group_vars/all/vault.yml.example",
+                 "tests/unit/test_mptcp_parsing.py"]:
+        assert not forbidden(name), name
+
+
+def test_offline_install_into_empty_path(installed_collection):
+    proc = installed_collection["proc"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "multipath.mptcp:%s was installed successfully" % VERSION in proc.stdout
+    root = installed_collection["root"]
+    assert (root / "MANIFEST.json").is_file() and (root / "playbooks" / "simple.yml").is_file()
+    # the dependencies were found in the ansible package, not downloaded next to it
+    assert sorted(os.listdir(str(installed_collection["collections"] / "ansible_collections"))) == ["multipath"]
+    listing = run([os.path.join(BIN, "ansible-galaxy"), "collection", "list", "--format", "json"],
+                  cwd=str(installed_collection["project"]), env=installed_collection["env"])
+    assert listing.returncode == 0, listing.stderr
+    where = {path: sorted(c for c in cols if c in ("multipath.mptcp", "ansible.posix", "community.docker"))
+             for path, cols in json.loads(listing.stdout).items()}
+    where = {path: cols for path, cols in where.items() if cols}
+    assert where == {
+        str(installed_collection["collections"] / "ansible_collections"): ["multipath.mptcp"],
+        os.path.join(installed_collection["site"], "ansible_collections"): ["ansible.posix", "community.docker"],
+    }
+
+
+def test_installed_docs_and_syntax(installed_collection):
+    """ansible-doc and a syntax check resolve the installed copy from outside the checkout."""
+    assert installed_collection["proc"].returncode == 0
+    cwd, env = str(installed_collection["project"]), installed_collection["env"]
+    doc = run([os.path.join(BIN, "ansible-doc"), "multipath.mptcp.mptcp_endpoint"], cwd=cwd, env=env)
+    assert doc.returncode == 0 and "netns" in doc.stdout, doc.stderr
+    inventory = str(installed_collection["root"] / "inventories" / "lab")
+    for playbook in ("multipath.mptcp.simple", "multipath.mptcp.configure", "multipath.mptcp.check"):
+        proc = run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "--syntax-check", playbook],
+                   cwd=cwd, env=env)
+        assert proc.returncode == 0, playbook + proc.stdout + proc.stderr
+
+
+def recap(stdout):
+    """PLAY RECAP lines as {host: {ok: n, changed: n, failed: n, ...}}."""
+    out = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", stdout, re.M):
+        out[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return out
+
+
+def play(installed_collection, *args, timeout=1800):
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(installed_collection["root"] / "inventories" / "lab")]
+    return run(cmd + list(args), cwd=str(installed_collection["project"]), env=installed_collection["env"],
+               timeout=timeout)
+
+
+def lab_containers(prefix):
+    proc = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [n for n in proc.stdout.split() if n.startswith(prefix)]
+
+
+def assert_passed(proc, hosts, expected):
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-12000:]
+    counts = recap(proc.stdout)
+    assert set(hosts) <= set(counts), (counts, text[-4000:])
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    # the check's table: "  <EVENT>  <expected>  <seen>  ok" (exact names: CREATED is not LISTENER_CREATED)
+    for event, n in expected.items():
+        assert re.search(r"(?<![A-Z_])%s\s+%d\s+%d\s+ok\b" % (event, n, n), proc.stdout), (event, text[-6000:])
+
+
+def test_installed_simple_runs_against_the_lab(installed_collection):
+    assert installed_collection["proc"].returncode == 0
+    with lab_lock():
+        try:
+            proc = play(installed_collection, "multipath.mptcp.simple")
+            assert_passed(proc, ["simple-client", "simple-server"],
+                          {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
+            assert "MPTCP check passed on simple-client" in proc.stdout
+        finally:
+            down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=simple", timeout=600)
+        assert down.returncode == 0, down.stdout[-4000:] + down.stderr
+        assert lab_containers("simple-") == []
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "playbooks", "sevpn.yml")),
+                    reason="playbooks/sevpn.yml is not written yet")
+def test_installed_sevpn_runs_against_the_lab(installed_collection):
+    assert installed_collection["proc"].returncode == 0
+    with lab_lock():
+        if lab_containers("sevpn-"):
+            pytest.skip("a sevpn lab is already up (someone else's run): not touching it")
+        try:
+            proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
+            assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"],
+                          {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
+            assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
+        finally:
+            down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
+        assert down.returncode == 0, down.stdout[-4000:] + down.stderr
+        assert lab_containers("sevpn-") == []
