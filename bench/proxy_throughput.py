@@ -85,8 +85,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def iperf(port, seconds, reverse):
-    cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"]
+def iperf(port, seconds, reverse, host="127.0.0.1", prefix=(), extra=()):
+    """Run an iperf3 client; (Gbit/s, bytes) received.  prefix: e.g. ip netns exec NS."""
+    cmd = list(prefix) + ["iperf3", "-c", host, "-p", str(port), "-t", str(seconds), "-J"]
+    cmd += list(extra)
     if reverse:
         cmd.append("-R")
     for attempt in range(3):

@@ -1,0 +1,77 @@
+"""Fault test: a path cut in the middle of a transfer through the mptcp-proxy pair loses no data.
+
+Runs in two network namespaces made (and removed) by bench/nslab.py: client and server joined by
+paths A and B, the server announcing B.  A 16 MB file goes client -> client proxy (TCP) -> MPTCP
+over both paths -> server proxy -> receiver, which hashes what it gets.  One path is cut at 25 %
+(link down on the client, or an iptables DROP there) and restored 3 s later.
+"""
+
+import os
+import shutil
+import socket
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import nslab  # noqa: E402
+
+
+def _mptcp_usable():
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).close()
+        return True
+    except OSError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"),
+                       reason="network namespaces and tc need root"),
+    pytest.mark.skipif(not _mptcp_usable(), reason="no MPTCP in this kernel"),
+]
+
+SIZE = 16 << 20
+RATE = 40      # Mbit/s per path: both paths carry 16 MB in ~1.8 s, one path in ~3.6 s
+OUTAGE = 3.0   # seconds the path stays cut
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("faults") / "16M.bin")
+    return path, nslab.make_file(path, SIZE)
+
+
+@pytest.mark.parametrize("path,how", [("A", "link"), ("B", "link"), ("A", "drop"), ("B", "drop")])
+def test_path_cut_mid_transfer_loses_no_data(payload, path, how):
+    fname, digest = payload
+    nslab.sweep_stale()
+    with nslab.NsLab("fault") as lab:
+        lab.shape({"A": RATE, "B": RATE})
+        mon = lab.monitor("client")
+        lab.proxy_pair(6000)
+        transfer = nslab.Transfer(lab, fname, 6000, 5555)
+        assert transfer.wait_bytes(SIZE // 4, timeout=30), "transfer did not start"
+        assert len(lab.subflows()) == 2, "both paths carry a subflow before the cut"
+        at_cut = transfer.received()
+        t_cut = time.monotonic()
+        lab.cut(path, how)
+        time.sleep(OUTAGE)
+        at_restore = transfer.received()
+        lab.restore(path, how)
+        result = transfer.finish(timeout=60)
+        closed_at = mon.wait("CLOSED", timeout=10)  # the MPTCP connection ended normally
+
+    assert at_cut < SIZE and at_restore < SIZE, "the cut happened in the middle of the transfer"
+    # The other path carried data while this one was cut (MPTCP moved the traffic over).
+    assert at_restore - at_cut > 1 << 20, (at_cut, at_restore)
+    assert result["bytes"] == SIZE
+    assert result["sha256"] == digest
+    # The transfer did not wait for the path to come back: the longest time the receiver
+    # took to get 64 KiB more (the failover time) is well below the outage.
+    assert result["stall_s"] < OUTAGE - 0.5, result["stall_s"]
+    # A short outage does not close the subflow: the kernel keeps it and uses it again.
+    assert not mon.find("SF_CLOSED", since=t_cut), mon.events
+    assert closed_at is not None and len(mon.find("CLOSED")) == 1, mon.events
