@@ -63,6 +63,20 @@ class MptcpError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
+def load_ip_json(text, command):
+    """The JSON that `ip -j ...` printed (a list; empty output is an empty list).
+
+    Raises MptcpError naming the command when the output is not JSON.
+    """
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise MptcpError("cannot parse `%s` output as JSON: %s" % (command, e), stdout=text)
+
+
 def parse_endpoints(text):
     """Parse `ip -j mptcp endpoint show` into a list of normalised endpoint dicts.
 
@@ -70,13 +84,7 @@ def parse_endpoints(text):
     flags (names in kernel bit order), implicit (bool). iproute2 6.1 prints flags it has no name for
     as `rawflags` (hex): those bits are decoded too, so kernel-made (implicit) endpoints are seen.
     """
-    text = (text or "").strip()
-    if not text:
-        return []
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise MptcpError("cannot parse `ip -j mptcp endpoint show` output as JSON: %s" % e, stdout=text)
+    raw = load_ip_json(text, "ip -j mptcp endpoint show")
     endpoints = []
     for item in raw:
         names = set(name for name in FLAG_BITS if item.get(name) is True)

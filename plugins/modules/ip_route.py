@@ -195,10 +195,9 @@ commands:
 """
 
 import ipaddress
-import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from
+from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from, load_ip_json
 
 WEIGHT_MIN = 1
 WEIGHT_MAX = 256
@@ -232,13 +231,7 @@ def parse_routes(text, family, table="main"):
     default when not printed), type (`unicast` unless printed), nexthops (list of {via, dev, weight},
     one entry for a single-path route, sorted).
     """
-    text = (text or "").strip()
-    if not text:
-        return []
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise MptcpError("cannot parse `ip -j route show` output as JSON: %s" % e, stdout=text)
+    raw = load_ip_json(text, "ip -j route show")
     routes = []
     for item in raw:
         dst = item.get("dst", "")

@@ -142,10 +142,9 @@ commands:
 """
 
 import ipaddress
-import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from
+from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from, load_ip_json
 
 PRIORITY_MAX = 2 ** 32 - 1
 TABLE_MAX = 2 ** 32 - 1
@@ -183,13 +182,7 @@ def parse_rules(text, family):
     rule without a lookup), plain (bool: only from/to/table, a lookup rule this module may manage),
     and `other` (the remaining keys as printed, for messages).
     """
-    text = (text or "").strip()
-    if not text:
-        return []
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise MptcpError("cannot parse `ip -j rule show` output as JSON: %s" % e, stdout=text)
+    raw = load_ip_json(text, "ip -j rule show")
     rules = []
     for item in raw:
         other = dict((k, v) for k, v in item.items() if k not in PLAIN_KEYS)
