@@ -30,6 +30,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proxy_throughput  # noqa: E402  (bench/proxy_throughput.py: stop)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PROXY = os.path.join(ROOT, "roles", "mptcp_proxy", "files", "mptcp-proxy")
@@ -273,15 +276,8 @@ class NsLab:
         return client, server
 
     def stop(self, *procs):
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """SIGTERM, then SIGKILL after 10 s (proxy_throughput.stop)."""
+        proxy_throughput.stop(procs)
 
     def wait_listening(self, side, port, timeout=10.0):
         deadline = time.monotonic() + timeout

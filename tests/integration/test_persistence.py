@@ -66,7 +66,8 @@ def state():
         "qdisc_eth1": [{k: q[k] for k in ("kind", "options")} for q in j("tc", "-j", "qdisc", "show", "dev", "eth1") if q.get("root")],
         "sysctls": dexec(NAME, "sysctl", "-n", "net.mptcp.allow_join_initial_addr_port", "net.mptcp.add_addr_timeout",
                          "net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter").stdout.split(),
-        "addresses": [(a["ifname"], [i["local"] for i in a.get("addr_info", [])]) for a in j("ip", "-j", "-4", "addr", "show")],
+        # by name: after a restart the interfaces may be created in another order (ifindex)
+        "addresses": sorted((a["ifname"], [i["local"] for i in a.get("addr_info", [])]) for a in j("ip", "-j", "-4", "addr", "show")),
     }
 
 
