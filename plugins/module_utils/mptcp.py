@@ -256,6 +256,39 @@ def validate_limit(name, value):
         raise MptcpError("%s %d is outside 0-%d (kernel limit)" % (name, value, LIMIT_MAX))
 
 
+def endpoint_argv(action):
+    """The arguments after `ip` of a planned endpoint action: ("add", ep), ("delete", ep) or
+    ("change", ep, flags). The one place that builds `ip mptcp endpoint` commands (the modules and
+    the boot restore plan use it)."""
+    kind, ep = action[0], action[1]
+    if kind == "delete":
+        return ["mptcp", "endpoint", "delete", "id", str(ep["id"])]
+    if kind == "change":
+        # `change` sets backup and fullmesh together: pass both, as wanted
+        flags = action[2]
+        return ["mptcp", "endpoint", "change", "id", str(ep["id"]),
+                "backup" if "backup" in flags else "nobackup",
+                "fullmesh" if "fullmesh" in flags else "nofullmesh"]
+    args = ["mptcp", "endpoint", "add", ep["address"]]
+    if ep.get("dev"):
+        args += ["dev", ep["dev"]]
+    if ep.get("id") is not None:
+        args += ["id", str(ep["id"])]
+    if ep.get("port"):
+        args += ["port", str(ep["port"])]
+    return args + list(ep.get("flags") or [])
+
+
+def limits_argv(subflows=None, add_addr_accepted=None):
+    """The arguments after `ip` of `ip mptcp limits set` (the module and the boot restore plan)."""
+    args = ["mptcp", "limits", "set"]
+    if subflows is not None:
+        args += ["subflows", str(subflows)]
+    if add_addr_accepted is not None:
+        args += ["add_addr_accepted", str(add_addr_accepted)]
+    return args
+
+
 # ---------------------------------------------------------------------------------------------
 # Running ip
 # ---------------------------------------------------------------------------------------------
@@ -358,31 +391,10 @@ class IpMptcp:
     # -- changes ---------------------------------------------------------------------------
     def endpoint_cmd(self, action):
         """The ip command of a planned action: ("add", ep), ("delete", ep) or ("change", ep, flags)."""
-        kind, ep = action[0], action[1]
-        if kind == "delete":
-            return self.ip_cmd("mptcp", "endpoint", "delete", "id", str(ep["id"]))
-        if kind == "change":
-            # `change` sets backup and fullmesh together: pass both, as wanted
-            flags = action[2]
-            return self.ip_cmd("mptcp", "endpoint", "change", "id", str(ep["id"]),
-                               "backup" if "backup" in flags else "nobackup",
-                               "fullmesh" if "fullmesh" in flags else "nofullmesh")
-        args = ["mptcp", "endpoint", "add", ep["address"]]
-        if ep.get("dev"):
-            args += ["dev", ep["dev"]]
-        if ep.get("id") is not None:
-            args += ["id", str(ep["id"])]
-        if ep.get("port"):
-            args += ["port", str(ep["port"])]
-        return self.ip_cmd(*(args + list(ep.get("flags") or [])))
+        return self.ip_cmd(*endpoint_argv(action))
 
     def limits_set(self, subflows=None, add_addr_accepted=None):
-        args = ["mptcp", "limits", "set"]
-        if subflows is not None:
-            args += ["subflows", str(subflows)]
-        if add_addr_accepted is not None:
-            args += ["add_addr_accepted", str(add_addr_accepted)]
-        self.run(self.ip_cmd(*args))
+        self.run(self.ip_cmd(*limits_argv(subflows, add_addr_accepted)))
 
 
 def fail_from(module, error, **result):
