@@ -1,16 +1,13 @@
 """The collection as users get it: `ansible-galaxy collection build` gives a clean tarball, which
 installs offline into an empty collections path (dependencies from the `ansible` package), and from
-a folder outside the checkout `ansible-playbook multipath.mptcp.simple` (and `.sevpn`) runs against
-the Docker lab and passes, using only the installed copy."""
+a folder outside the checkout its docs and playbooks resolve. The runs of the installed copy's
+`multipath.mptcp.simple` and `.sevpn` against the Docker lab are in tests/scenarios (one file per
+lab), with the other tests of the same lab."""
 import json
 import os
-import re
-import subprocess
 import tarfile
 
-import pytest
-
-from galaxy_helpers import BIN, ROOT, VERSION, lab_lock, run
+from galaxy_helpers import BIN, VERSION, run
 
 # Nothing of these may be in the tarball: caches, virtualenvs, VCS data, test and benchmark output.
 FORBIDDEN_PARTS = {".venv", ".collections", ".git", "__pycache__", ".pytest_cache", ".cache", ".ansible",
@@ -92,66 +89,3 @@ def test_installed_docs_and_syntax(installed_collection):
         proc = run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "--syntax-check", playbook],
                    cwd=cwd, env=env)
         assert proc.returncode == 0, playbook + proc.stdout + proc.stderr
-
-
-def recap(stdout):
-    """PLAY RECAP lines as {host: {ok: n, changed: n, failed: n, ...}}."""
-    out = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", stdout, re.M):
-        out[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return out
-
-
-def play(installed_collection, *args, timeout=1800):
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(installed_collection["root"] / "inventories" / "lab")]
-    return run(cmd + list(args), cwd=str(installed_collection["project"]), env=installed_collection["env"],
-               timeout=timeout)
-
-
-def lab_containers(prefix):
-    proc = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return [n for n in proc.stdout.split() if n.startswith(prefix)]
-
-
-def assert_passed(proc, hosts, expected):
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-12000:]
-    counts = recap(proc.stdout)
-    assert set(hosts) <= set(counts), (counts, text[-4000:])
-    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
-    # the check's table: "  <EVENT>  <expected>  <seen>  ok" (exact names: CREATED is not LISTENER_CREATED)
-    for event, n in expected.items():
-        assert re.search(r"(?<![A-Z_])%s\s+%d\s+%d\s+ok\b" % (event, n, n), proc.stdout), (event, text[-6000:])
-
-
-def test_installed_simple_runs_against_the_lab(installed_collection):
-    assert installed_collection["proc"].returncode == 0
-    with lab_lock():
-        try:
-            proc = play(installed_collection, "multipath.mptcp.simple")
-            assert_passed(proc, ["simple-client", "simple-server"],
-                          {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
-            assert "MPTCP check passed on simple-client" in proc.stdout
-        finally:
-            down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=simple", timeout=600)
-        assert down.returncode == 0, down.stdout[-4000:] + down.stderr
-        assert lab_containers("simple-") == []
-
-
-@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "playbooks", "sevpn.yml")),
-                    reason="playbooks/sevpn.yml is not written yet")
-def test_installed_sevpn_runs_against_the_lab(installed_collection):
-    assert installed_collection["proc"].returncode == 0
-    with lab_lock():
-        if lab_containers("sevpn-"):
-            pytest.skip("a sevpn lab is already up (someone else's run): not touching it")
-        try:
-            proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
-            assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"],
-                          {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
-            assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
-        finally:
-            down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
-        assert down.returncode == 0, down.stdout[-4000:] + down.stderr
-        assert lab_containers("sevpn-") == []

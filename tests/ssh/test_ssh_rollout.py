@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "scenarios"))
 
 from lab_container import dexec, docker_available, failures  # noqa: E402
-from test_molecule import EXPECTED, leftovers  # noqa: E402
+from molecule_helpers import EXPECTED, leftovers  # noqa: E402
 
 INVENTORY = os.path.join(HERE, "inventory.yml")
 PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
