@@ -221,15 +221,17 @@ def limits_text(limits):
     return "add_addr_accepted %(add_addr_accepted)d subflows %(subflows)d\n" % limits
 
 
-def validate_endpoint(address, ep_id, port, flags, state):
+def validate_endpoint(address, ep_id, port, flags, state, dev=None):
     """Check an endpoint request before anything runs. Returns the canonical address (or None)."""
     errors = []
+    if dev is not None and ifname_problem(dev):
+        errors.append(ifname_problem(dev))
     canonical = None
     if address is not None:
         try:
-            canonical = canonical_address(address)
-        except ValueError:
-            errors.append("address %r is not an IPv4 or IPv6 address" % (address,))
+            canonical = str(parse_ip(address, "address"))
+        except MptcpError as e:
+            errors.append(e.msg)
     if state == "present" and address is None:
         errors.append("address is required with state=present")
     if state == "absent" and address is None and ep_id is None:
@@ -249,6 +251,146 @@ def validate_endpoint(address, ep_id, port, flags, state):
     if errors:
         raise MptcpError("; ".join(errors))
     return canonical
+
+
+# Names as the kernel and iproute2 allow them. Interface names (net/core/dev.c dev_valid_name):
+# 1-15 bytes, not "." or "..", no "/", ":" or white space. Network namespace names (iproute2
+# ip/ipnetns.c invalid_name): a file name under /run/netns - 1-255 bytes, not "." or "..", no "/".
+IFNAMSIZ = 16
+NETNS_NAME_MAX = 255
+TABLE_MAX = 2 ** 32 - 1
+# Tables that iproute2 always names (lib/rt_names.c); 0 is RT_TABLE_UNSPEC.
+RESERVED_TABLES = {"253": "default", "254": "main", "255": "local"}
+RT_TABLES_FILES = ("/etc/iproute2/rt_tables", "/usr/share/iproute2/rt_tables",
+                   "/usr/lib/iproute2/rt_tables")
+RT_TABLES_DIRS = ("/etc/iproute2/rt_tables.d", "/usr/share/iproute2/rt_tables.d",
+                  "/usr/lib/iproute2/rt_tables.d")
+
+
+def ifname_problem(value, what="dev"):
+    """Why `value` cannot be a Linux interface name (None when it can), naming the value."""
+    if not isinstance(value, str):
+        return "%s %r is not an interface name (a string)" % (what, value)
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if not value or value in (".", ".."):
+        return "%s %r is not a valid interface name" % (what, value)
+    if size >= IFNAMSIZ:
+        return "%s %r is not a valid interface name: %d bytes, the kernel allows at most %d" % (
+            what, value, size, IFNAMSIZ - 1)
+    bad = sorted(set(c for c in value if c in "/:" or c.isspace() or ord(c) < 32 or ord(c) == 127))
+    if bad:
+        return "%s %r is not a valid interface name: the kernel refuses %s in it" % (
+            what, value, ", ".join(repr(c) for c in bad))
+    return None
+
+
+def validate_ifname(value, what="dev"):
+    problem = ifname_problem(value, what)
+    if problem:
+        raise MptcpError(problem)
+    return value
+
+
+def netns_problem(value):
+    """Why `value` cannot be a network namespace name as `ip netns add` makes it (None when it can)."""
+    if not isinstance(value, str) or not value or value in (".", ".."):
+        return "netns %r is not a network namespace name" % (value,)
+    if "/" in value:
+        return ("netns %r is not a network namespace name: give the name that `ip netns add` made "
+                "(as listed by `ip netns list`, e.g. %r), not a path" % (value, os.path.basename(value.rstrip("/")) or "ns1"))
+    if len(value.encode("utf-8", "surrogateescape")) > NETNS_NAME_MAX or "\0" in value:
+        return "netns %r is not a network namespace name: at most %d bytes, no NUL" % (value, NETNS_NAME_MAX)
+    return None
+
+
+def validate_netns(value):
+    if value is None:
+        return None
+    problem = netns_problem(value)
+    if problem:
+        raise MptcpError(problem)
+    return value
+
+
+def parse_ip(value, what):
+    """An IPv4/IPv6 address (ipaddress object) from user input. IPv6 scope ids (`fe80::1%eth0`)
+    are refused: iproute2 does not take them (the interface goes in `dev`); a scope id that is no
+    interface name is named as such. Raises MptcpError naming the value."""
+    text = str(value).strip()
+    address, sep, scope = text.partition("%")
+    if sep:
+        problem = ifname_problem(scope, "scope id")
+        if problem:
+            raise MptcpError("%s %r: %s" % (what, value, problem))
+        raise MptcpError("%s %r has a scope id: ip does not take one, give the interface %r as dev instead"
+                         % (what, value, scope))
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        raise MptcpError("%s %r is not an IPv4 or IPv6 address" % (what, value))
+
+
+def parse_prefix(value, what, strict=True):
+    """An IPv4/IPv6 prefix (CIDR, or one address) from user input; scope ids are refused."""
+    text = str(value).strip()
+    if "%" in text:
+        raise MptcpError("%s %r has a scope id (%%...): a prefix has none" % (what, value))
+    try:
+        return ipaddress.ip_network(text, strict=strict)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise MptcpError("%s %r is not an IPv4/IPv6 prefix (CIDR) or address" % (what, value))
+        raise MptcpError("%s %r has host bits set (did you mean %s?)" % (what, value, loose.with_prefixlen))
+
+
+def read_table_names(files=RT_TABLES_FILES, dirs=RT_TABLES_DIRS):
+    """{name: number} of the routing tables iproute2 knows by name (rt_tables and rt_tables.d)."""
+    paths = list(files)
+    for folder in dirs:
+        try:
+            paths += [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".conf")]
+        except OSError:
+            pass
+    names = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except (IOError, OSError):
+            continue
+        for line in lines:
+            words = line.split("#", 1)[0].split()
+            if len(words) >= 2 and words[0].isdigit():
+                names.setdefault(words[1], words[0])
+    return names
+
+
+def validate_table(value, names=None):
+    """A routing table as iproute2 takes it: a number 1-4294967295 or a known name. Returns the
+    canonical text (reserved numbers by name: 253 default, 254 main, 255 local; numbers without
+    leading zeros). Table 0 (RT_TABLE_UNSPEC) and `unspec` are refused: the kernel would put the
+    route in main. `names` ({name: number}) defaults to what rt_tables holds on this host."""
+    text = str(value).strip() if value is not None else ""
+    if text.isdigit():
+        number = int(text)
+        if number == 0:
+            raise MptcpError("table %r is table 0 (unspec), which the kernel takes as main: "
+                             "give main, or a number 1-%d" % (value, TABLE_MAX))
+        if number > TABLE_MAX:
+            raise MptcpError("table %r is outside 1-%d" % (value, TABLE_MAX))
+        return RESERVED_TABLES.get(str(number), str(number))
+    if text in RESERVED_TABLES.values():
+        return text
+    if text == "unspec":
+        raise MptcpError("table %r is table 0 (unspec), which the kernel takes as main: "
+                         "give main, or a number 1-%d" % (value, TABLE_MAX))
+    known = read_table_names() if names is None else names
+    if text and text in known:
+        return text
+    raise MptcpError("table %r is not a number 1-%d, main, local, default or a name of /etc/iproute2/rt_tables%s"
+                     % (value, TABLE_MAX, " (" + ", ".join(sorted(known)) + ")" if known else ""))
 
 
 def validate_limit(name, value):
@@ -329,6 +471,7 @@ class IpMptcp:
     def check_netns(self):
         if not self.netns:
             return
+        validate_netns(self.netns)
         for base in ("/run/netns", "/var/run/netns"):
             if os.path.exists(os.path.join(base, self.netns)):
                 return

@@ -84,7 +84,9 @@ options:
     type: int
   table:
     description:
-      - Routing table, a name known to iproute2 (C(/etc/iproute2/rt_tables)) or a number.
+      - Routing table, a name known to iproute2 (C(/etc/iproute2/rt_tables)) or a number 1-4294967295.
+      - V(253), V(254) and V(255) are the tables V(default), V(main) and V(local) and are reported by name.
+      - V(0) (and V(unspec)) is refused - the kernel would put the route in V(main).
     type: str
     default: main
   state:
@@ -98,7 +100,7 @@ options:
     default: present
   netns:
     description:
-      - Name of a network namespace (as listed by C(ip netns list)) to work in instead of the
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to work in instead of the
         target's own network namespace.
     type: str
 notes:
@@ -108,9 +110,15 @@ notes:
   - Errors raised before anything changes - O(dest) or a gateway that is not an IP address or
     prefix, host bits set in O(dest), a gateway of the other address family, a weight outside
     1-256, O(via) or O(dev) together with O(nexthops), O(state=present) without O(via), O(dev) or
-    O(nexthops), a metric outside 0-4294967295, a missing device, a missing O(netns). On a failing
-    C(ip) call (for example C(Nexthop has invalid gateway) for a gateway no interface can reach)
-    the result holds C(cmd), C(rc), C(stdout) and C(stderr).
+    O(nexthops), a metric outside 0-4294967295, a table 0 or one iproute2 does not know, a device
+    name the kernel would not allow or a missing device, an IPv6 scope id (C(fe80::1%eth0) - give
+    the interface as O(dev)), a O(netns) given as a path or missing.
+  - With O(state=present), every gateway is checked against the kernel's routes first (check mode
+    too) - it must lie in a directly connected route (an address's subnet, or a route with a device
+    and no gateway) of O(table), V(main) or V(local), on the hop's device when one is given, as the
+    kernel requires (otherwise C(Nexthop has invalid gateway)); an IPv6 link-local gateway needs
+    a device. Every unreachable next hop is named.
+  - On a failing C(ip) call the result holds C(cmd), C(rc), C(stdout) and C(stderr).
   - A numeric table that does not exist yet counts as empty; the kernel creates it with the first route.
 seealso:
   - module: multipath.mptcp.mptcp_endpoint
@@ -197,7 +205,16 @@ commands:
 import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from, load_ip_json
+from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
+    IpMptcp,
+    MptcpError,
+    fail_from,
+    ifname_problem,
+    load_ip_json,
+    parse_ip,
+    parse_prefix,
+    validate_table,
+)
 
 WEIGHT_MIN = 1
 WEIGHT_MAX = 256
@@ -264,13 +281,20 @@ def sort_hops(hops):
 # ---------------------------------------------------------------------------------------------
 def _address(value, what, errors):
     try:
-        return ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        errors.append("%s %r is not an IPv4 or IPv6 address" % (what, value))
+        return parse_ip(value, what)
+    except MptcpError as e:
+        errors.append(e.msg)
         return None
 
 
-def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="main", state="present"):
+def _dev(value, what, errors):
+    problem = ifname_problem(value, what) if value not in (None, "") else None
+    if problem:
+        errors.append(problem)
+    return value or None
+
+
+def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="main", state="present", table_names=None):
     """Check a route request before anything runs; return the wanted route (a normalised dict).
 
     `metric` is None in the result when it was not given (the caller decides what that means).
@@ -294,10 +318,10 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
                 gateway = _address(hop["via"], "%s via" % where, errors)
             if not isinstance(weight, int) or isinstance(weight, bool) or not WEIGHT_MIN <= weight <= WEIGHT_MAX:
                 errors.append("%s weight %r is outside %d-%d" % (where, weight, WEIGHT_MIN, WEIGHT_MAX))
-            hops.append(dict(via=gateway, dev=hop.get("dev") or None, weight=weight))
+            hops.append(dict(via=gateway, dev=_dev(hop.get("dev"), "%s dev" % where, errors), weight=weight))
     elif via is not None or dev is not None:
         gateway = _address(via, "via", errors) if via is not None else None
-        hops.append(dict(via=gateway, dev=dev or None, weight=1))
+        hops.append(dict(via=gateway, dev=_dev(dev, "dev", errors), weight=1))
 
     gateways = [h["via"] for h in hops if h["via"] is not None]
     network = None
@@ -307,13 +331,10 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
         network = ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")
     else:
         try:
-            network = ipaddress.ip_network(text, strict=True)
-        except ValueError:
-            try:
-                loose = ipaddress.ip_network(text, strict=False)
-                errors.append("dest %r has host bits set (did you mean %s?)" % (dest, loose.with_prefixlen))
-            except ValueError:
-                errors.append("dest %r is not an IPv4/IPv6 prefix (CIDR), address or 'default'" % (dest,))
+            network = parse_prefix(text, "dest")
+        except MptcpError as e:
+            errors.append(e.msg if "host bits" in e.msg or "scope id" in e.msg
+                          else "dest %r is not an IPv4/IPv6 prefix (CIDR), address or 'default'" % (dest,))
 
     if network is not None:
         for index, gateway in enumerate(h["via"] for h in hops):
@@ -324,9 +345,10 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
 
     if metric is not None and not 0 <= metric <= METRIC_MAX:
         errors.append("metric %r is outside 0-%d" % (metric, METRIC_MAX))
-    table = str(table if table is not None else "main").strip()
-    if not table or any(c.isspace() for c in table):
-        errors.append("table %r is not a table name or number" % (table,))
+    try:
+        table = validate_table("main" if table is None else table, table_names)
+    except MptcpError as e:
+        errors.append(e.msg)
     if state == "present" and not hops and not errors:
         errors.append("state=present needs via, dev or nexthops for dest %s" % (dest,))
     if errors:
@@ -342,6 +364,56 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
         type="unicast",
         nexthops=sort_hops([dict(h, via=str(h["via"]) if h["via"] is not None else None) for h in hops]),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateways the kernel accepts (pure)
+# ---------------------------------------------------------------------------------------------
+def parse_connected(text, family):
+    """Directly connected routes (no gateway; unicast or local) of `ip -j [-6] route show table T`:
+    a list of (network, dev). These are the routes through which the kernel accepts a gateway."""
+    connected = []
+    for item in load_ip_json(text, "ip -j route show"):
+        if item.get("gateway") or item.get("via") or item.get("nexthops"):
+            continue
+        if item.get("type", "unicast") not in ("unicast", "local"):
+            continue
+        dst = item.get("dst", "")
+        if dst == "default":
+            dst = "0.0.0.0/0" if family == 4 else "::/0"
+        try:
+            connected.append((ipaddress.ip_network(dst, strict=False), item.get("dev")))
+        except ValueError:
+            continue
+    return connected
+
+
+def gateway_problems(want, connected):
+    """Next hops of `want` whose gateway the kernel would refuse (`Nexthop has invalid gateway`):
+    a gateway must lie in a directly connected route (of the route's table, main or local), on
+    the hop's dev when one is given; an IPv6 link-local gateway needs a dev. Returns messages."""
+    problems = []
+    many = len(want["nexthops"]) > 1
+    for index, hop in enumerate(want["nexthops"]):
+        if not hop.get("via"):
+            continue
+        gateway = ipaddress.ip_address(hop["via"])
+        where = "nexthops[%d] via %s" % (index, gateway) if many else "via %s" % gateway
+        if gateway.version == 6 and gateway.is_link_local:
+            if not hop.get("dev"):
+                problems.append("%s is an IPv6 link-local gateway: give its dev" % where)
+            continue
+        on_dev = [dev for network, dev in connected if gateway in network]
+        if hop.get("dev"):
+            if hop["dev"] not in on_dev:
+                problems.append("%s is not reachable on dev %s: no directly connected route of dev %s covers it "
+                                "(the kernel would refuse it with 'Nexthop has invalid gateway')"
+                                % (where, hop["dev"], hop["dev"]))
+        elif not on_dev:
+            problems.append("%s is not reachable: no directly connected route (an address's subnet or a route "
+                            "with dev and no gateway) covers it in table %s, main or local (the kernel would "
+                            "refuse it with 'Nexthop has invalid gateway')" % (where, want["table"]))
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +547,25 @@ def read_routes(ip, want):
     return parse_routes(out, family, want["table"])
 
 
+def check_gateways(ip, want):
+    """Fail, naming every unreachable gateway, before anything changes (in check mode too)."""
+    if not any(h.get("via") for h in want["nexthops"]):
+        return
+    family = 6 if want["family"] == "ipv6" else 4
+    connected = []
+    for table in sorted(set((want["table"], "main", "local"))):
+        cmd = ip.ip_cmd("-j", "-%d" % family, "route", "show", "table", table)
+        rc, out, err = ip.run(cmd, check=False)
+        if rc == 0:
+            connected += parse_connected(out, family)
+        elif "FIB table does not exist" not in err:
+            raise MptcpError("cannot read the routes of table %s: %s" % (table, (err or out).strip()),
+                             cmd=cmd, rc=rc, stdout=out, stderr=err)
+    problems = gateway_problems(want, connected)
+    if problems:
+        raise MptcpError("route %s: %s" % (want["dest"], "; ".join(problems)))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -502,6 +593,7 @@ def main():
         if p["state"] == "present":
             for dev in sorted(set(h["dev"] for h in want["nexthops"] if h["dev"])):
                 ip.check_dev(dev)
+            check_gateways(ip, want)
         before = read_routes(ip, want)
         actions = plan_route(before, want, p["state"])
         commands = [ip.ip_cmd(*route_command(r, kind)) for kind, r in

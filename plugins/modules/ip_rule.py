@@ -75,7 +75,7 @@ options:
     default: present
   netns:
     description:
-      - Name of a network namespace (as listed by C(ip netns list)) to work in instead of the
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to work in instead of the
         target's own network namespace.
     type: str
 notes:
@@ -144,7 +144,13 @@ commands:
 import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import IpMptcp, MptcpError, fail_from, load_ip_json
+from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
+    IpMptcp,
+    MptcpError,
+    fail_from,
+    load_ip_json,
+    validate_table,
+)
 
 PRIORITY_MAX = 2 ** 32 - 1
 TABLE_MAX = 2 ** 32 - 1
@@ -236,6 +242,9 @@ def _network(value, what, errors):
     text = str(value).strip()
     if text.lower() == "all":
         return None
+    if "%" in text:
+        errors.append("%s %r has a scope id (%%...): a rule's prefix has none" % (what, value))
+        return False
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError:
@@ -247,7 +256,7 @@ def _network(value, what, errors):
         return False
 
 
-def validate_rule(src=None, dst=None, table=None, priority=None, family=None, state="present"):
+def validate_rule(src=None, dst=None, table=None, priority=None, family=None, state="present", table_names=None):
     """Check a rule request before anything runs; return the wanted rule (a normalised dict).
 
     `priority` and (for state=absent) `table` are None in the result when not given. Raises
@@ -270,12 +279,10 @@ def validate_rule(src=None, dst=None, table=None, priority=None, family=None, st
         errors.append("priority %r is outside 0-%d" % (priority, PRIORITY_MAX))
     wanted_table = None
     if table is not None:
-        text = str(table).strip()
-        if (not text or any(c.isspace() for c in text) or text.lower() == "unspec"
-                or (text.isdigit() and not 1 <= int(text) <= TABLE_MAX)):
-            errors.append("table %r is not a table name or a number 1-%d" % (table, TABLE_MAX))
-        else:
-            wanted_table = normalise_table(text)
+        try:
+            wanted_table = normalise_table(validate_table(table, table_names))
+        except MptcpError as e:
+            errors.append(e.msg)
     elif state == "present":
         errors.append("state=present needs table (the routing table the rule looks up)")
     if errors:
