@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: multipath.mptcp contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Values that end up in systemd unit files: quoting, and the checks the roles run on them first.
+"""User values that reach unit files, command lines and configuration files: the quoting of words
+for unit files, and the checks the roles run on every value before they change anything.
 
 systemd_quote / systemd_argv: one word (or a command line) for ExecStart= and similar settings.
 systemd splits those lines into words itself (no shell): a word in double quotes keeps spaces and
@@ -11,6 +12,9 @@ So every word is put in double quotes, with \\ \" and control characters escaped
 
 ifname_valid / ip_address_valid / ip_interface_valid / port_valid: checks of user values, true or
 false, so that a role can name every bad value before it changes anything.
+
+secret_problems: the password rule of the SoftEther roles; a list of messages that name the
+variable, never the value.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +37,10 @@ description:
   - C(multipath.mptcp.systemd_argv) quotes every element of a list and joins them with spaces.
   - C(multipath.mptcp.ifname_valid), C(multipath.mptcp.ip_address_valid),
     C(multipath.mptcp.ip_interface_valid) and C(multipath.mptcp.port_valid) return true or false.
+  - C(multipath.mptcp.secret_problems(name)) returns the list of reasons why a password breaks the
+    rule (empty when it is fine). The rule - a string of 12 to 255 characters, at least 6 different
+    ones, not only white space, no white space at either end, no double quote and no control
+    character (vpncmd cannot pass them). The messages name the variable, never the value.
 options:
   _input:
     description: The word (or, for systemd_argv, the list of words).
@@ -127,6 +135,40 @@ def port_valid(value):
     return isinstance(value, int) and 1 <= value <= 65535
 
 
+MIN_SECRET_LENGTH = 12
+MAX_SECRET_LENGTH = 255
+MIN_SECRET_DISTINCT = 6
+
+
+def secret_problems(value, name):
+    """Why value breaks the password rule (an empty list when it does not). Never shows the value."""
+    if value is None:
+        return ["%s is required (no default; keep it in Ansible Vault)" % name]
+    if not isinstance(value, str):
+        kind = "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+        if isinstance(value, bool):
+            kind = "boolean"
+        elif isinstance(value, (list, tuple)):
+            kind = "list"
+        elif isinstance(value, dict):
+            kind = "dict"
+        return ["%s must be a string (quote it in YAML), not a %s" % (name, kind)]
+    if value.strip() == "":
+        return ["%s is empty or only white space" % name]
+    problems = []
+    if not MIN_SECRET_LENGTH <= len(value) <= MAX_SECRET_LENGTH:
+        problems.append("%s must have %d to %d characters" % (name, MIN_SECRET_LENGTH, MAX_SECRET_LENGTH))
+    if len(set(value)) < MIN_SECRET_DISTINCT:
+        problems.append("%s must hold at least %d different characters" % (name, MIN_SECRET_DISTINCT))
+    if value != value.strip():
+        problems.append("%s must not begin or end with white space" % name)
+    if any(ch == '"' or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        problems.append(
+            "%s holds a double quote or a control character (line break, tab...), which vpncmd cannot pass" % name
+        )
+    return problems
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -136,4 +178,5 @@ class FilterModule(object):
             "ip_address_valid": ip_address_valid,
             "ip_interface_valid": ip_interface_valid,
             "port_valid": port_valid,
+            "secret_problems": secret_problems,
         }

@@ -1,11 +1,11 @@
-"""plugins/filter/systemd.py: quoting of words for unit files and the checks of user values.
+"""plugins/filter/safe_values.py: quoting of words for unit files and the checks of user values.
 
 The quoting is also proven against systemd itself (a unit whose ExecStart= gets these words back
 as its argv): tests/softether/test_softether_hardening.py::test_systemd_quote_round_trip."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.multipath.mptcp.plugins.filter import systemd as f
+from ansible_collections.multipath.mptcp.plugins.filter import safe_values as f
 
 
 @pytest.mark.parametrize("value, quoted", [
@@ -81,3 +81,31 @@ def test_ip_interface_valid(value, ok):
 ])
 def test_port_valid(value, ok):
     assert f.port_valid(value) is ok
+
+
+@pytest.mark.parametrize("value", ["lab-only-admin-password", "Correct horse 9", "x" * 250 + "abcde"])
+def test_secret_good(value):
+    assert f.secret_problems(value, "pw") == []
+
+
+@pytest.mark.parametrize("value, words", [
+    (None, "pw is required"),
+    ("", "empty or only white space"),
+    ("   ", "empty or only white space"),
+    (" " * 20, "empty or only white space"),
+    (123456789012345, "must be a string (quote it in YAML), not a number"),
+    (True, "not a boolean"),
+    (["a"], "not a list"),
+    ("short-pw1", "12 to 255 characters"),
+    ("x" * 256 + "abcdef", "12 to 255 characters"),
+    ("aaaaaaaaaaaabbbb", "at least 6 different characters"),
+    (" leading-space-pw", "begin or end with white space"),
+    ('with"quote-inside', "double quote or a control character"),
+    ("with\nline-break-x", "double quote or a control character"),
+    ("with\ttab-inside-x", "double quote or a control character"),
+])
+def test_secret_bad(value, words):
+    problems = f.secret_problems(value, "pw")
+    assert problems and any(words in p for p in problems), problems
+    if isinstance(value, str) and value.strip():
+        assert not any(value in p for p in problems)
