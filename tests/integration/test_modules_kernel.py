@@ -303,3 +303,110 @@ def test_monitor_bad_input(pair, tmp_path):
     assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CLOSED": "two"}),
                          "'two'")
     assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path), "no MPTCP monitor capture at " + path)
+
+
+# --- mptcp_monitor: where it writes and what it signals ----------------------------------------
+def monitor_processes(ns):
+    """Pids of `ip -n <ns> mptcp monitor` processes (what a start would leave running)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except (IOError, OSError, ValueError):
+            continue
+        if pid.isdigit() and b"monitor" in argv and ns.encode() in argv:
+            pids.append(int(pid))
+    return pids
+
+
+def test_monitor_refuses_links_foreign_files_and_shared_directories(pair, tmp_path):
+    ns = pair["client"]
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    planted = tmp_path / "events.log"
+    planted.symlink_to(victim)
+    foreign = tmp_path / "foreign.log"
+    foreign.write_text("theirs\n")
+    os.chown(str(foreign), 65534, 65534)
+    pid_link = tmp_path / "p.log.pid"
+    pid_link.symlink_to(victim)
+    shared = "/tmp/mptcp-it-%d.log" % os.getpid()
+    os.symlink(str(victim), shared)
+    try:
+        cases = [
+            (str(planted), [str(planted) + " is a symbolic link: refused"]),
+            (str(foreign), [str(foreign) + " belongs to uid 65534", "refused"]),
+            (str(tmp_path / "p.log"), [str(pid_link) + " is a symbolic link"]),
+            (shared, ["capture directory /tmp is writable by other users (mode 1777)", "path %s is refused" % shared]),
+        ]
+        for path, words in cases:
+            for check in (True, False):
+                assert_failed_naming(run_module("mptcp_monitor", check=check, state="started", path=path, netns=ns), *words)
+        assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=str(planted)), "is a symbolic link")
+    finally:
+        os.unlink(shared)
+    assert victim.read_text() == "keep\n" and foreign.read_text() == "theirs\n"
+    assert os.stat(str(foreign)).st_uid == 65534 and planted.is_symlink() and pid_link.is_symlink()
+    assert sorted(os.listdir(str(tmp_path))) == ["events.log", "foreign.log", "p.log.pid", "victim"]
+    assert monitor_processes(ns) == []
+
+
+def test_monitor_pid_file_naming_another_process_gets_no_signal(pair, tmp_path):
+    """A pid file names a process that is not the recorded monitor: a sleep, and a real
+    `ip mptcp monitor` in the same namespace with the same command line but another start time;
+    also a pid file in the old plain format. None of them is signalled."""
+    ns = pair["client"]
+    path = str(tmp_path / "events.log")
+    started = run_module("mptcp_monitor", state="started", path=path, netns=ns)
+    with open(path + ".pid") as f:
+        record = json.load(f)
+    assert record["pid"] == started["pid"] and record["argv"][-4:] == ["-n", ns, "mptcp", "monitor"]
+    assert run_module("mptcp_monitor", state="stopped", path=path)["changed"] is True
+    sleeper = subprocess.Popen(["sleep", "60"])
+    twin = subprocess.Popen(record["argv"], stdout=subprocess.DEVNULL)
+    try:
+        for planted in (dict(record, pid=sleeper.pid), dict(record, pid=twin.pid), str(sleeper.pid)):
+            with open(path + ".pid", "w") as f:
+                f.write(planted if isinstance(planted, str) else json.dumps(planted))
+            r = run_module("mptcp_monitor", state="stopped", path=path)
+            assert r.get("failed") is not True and r["changed"] is False, r
+            assert "no process was signalled" in " ".join(r.get("warnings", []))
+            started = run_module("mptcp_monitor", check=True, state="started", path=path, netns=ns)
+            assert started["changed"] is True and started["pid"] is None  # not taken for a running monitor
+            assert sleeper.poll() is None and twin.poll() is None
+    finally:
+        sleeper.kill()
+        twin.kill()
+
+
+def test_monitor_default_directory_is_created_root_only(pair):
+    ns = pair["client"]
+    path = "/run/multipath-mptcp/monitor/it-%d/events.log" % os.getpid()
+    try:
+        r = run_module("mptcp_monitor", state="started", path=path, netns=ns)
+        assert r["changed"] is True
+        for folder in ("/run/multipath-mptcp", "/run/multipath-mptcp/monitor", os.path.dirname(path)):
+            st = os.lstat(folder)
+            assert (st.st_uid, oct(st.st_mode & 0o777)) == (0, "0o700"), folder
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600" and oct(os.stat(path + ".pid").st_mode & 0o777) == "0o600"
+        assert run_module("mptcp_monitor", state="stopped", path=path)["changed"] is True
+        assert monitor_processes(ns) == [] and not os.path.exists(path + ".pid")
+    finally:
+        for name in (path, path + ".pid"):
+            if os.path.exists(name):
+                os.unlink(name)
+        os.rmdir(os.path.dirname(path))
+
+
+def test_netns_given_as_a_path_is_named(pair):
+    ns = pair["client"]
+    for path in ("/var/run/netns/" + ns, "/proc/1/ns/net"):
+        for module, args in (("mptcp_endpoint", dict(address="10.0.0.2", flags=["subflow"])),
+                             ("mptcp_limits", dict(subflows=1)), ("mptcp_info", {}),
+                             ("mptcp_monitor", dict(state="started", path="/run/multipath-mptcp/monitor/x.log")),
+                             ("ip_route", dict(dest="10.9.0.0/24", via="10.0.0.1")),
+                             ("ip_rule", dict(src="10.0.0.2", table="100"))):
+            assert_failed_naming(run_module(module, netns=path, **args),
+                                 "netns %r is not a network namespace name" % path, "not a path")
+    assert kernel_endpoints(ns) == [] and not os.path.exists("/run/multipath-mptcp/monitor/x.log")
