@@ -14,22 +14,50 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECRET = "s3cret-VALUE-never-printed"
+SERVER = {"softether_server_admin_password": SECRET, "softether_server_hub_password": SECRET + "-hub",
+          "softether_server_listen_address": "10.100.0.3"}
+
+
+def server(**changes):
+    values = dict(SERVER, **changes)
+    return {k: v for k, v in values.items() if v is not None}
+
 
 CASES = {
     "server without admin password": (
-        "softether_server", {"softether_server_users": [{"name": "u", "password": SECRET}]},
+        "softether_server", server(softether_server_admin_password=None,
+                                   softether_server_users=[{"name": "u", "password": SECRET}]),
         "softether_server_admin_password"),
     "server with empty admin password": (
-        "softether_server", {"softether_server_admin_password": ""},
-        "softether_server_admin_password"),
+        "softether_server", server(softether_server_admin_password=""),
+        "softether_server_admin_password is empty"),
+    "server with a password of three spaces": (
+        "softether_server", server(softether_server_admin_password="   "),
+        "softether_server_admin_password is empty or only white space"),
+    "server with a password given as a number": (
+        "softether_server", server(softether_server_admin_password=123456789012345),
+        "softether_server_admin_password must be a string (quote it in YAML), not a number"),
+    "server without hub password": (
+        "softether_server", server(softether_server_hub_password=None),
+        "softether_server_hub_password"),
+    "server hub password equal to the admin password": (
+        "softether_server", server(softether_server_hub_password=SECRET),
+        "softether_server_hub_password must differ from softether_server_admin_password"),
+    "server without listen address": (
+        "softether_server", server(softether_server_listen_address=None),
+        "softether_server_listen_address"),
     "server user without password": (
-        "softether_server", {"softether_server_admin_password": SECRET,
-                             "softether_server_users": [{"name": "nopass"}]},
+        "softether_server", server(softether_server_users=[{"name": "nopass"}]),
         "password"),
     "client without password": (
         "softether_client", {"softether_client_server": "10.101.0.2:5555",
                              "softether_client_username": "mptcp"},
         "softether_client_password"),
+    "client with a password given as a number": (
+        "softether_client", {"softether_client_server": "10.101.0.2:5555",
+                             "softether_client_username": "mptcp",
+                             "softether_client_password": 12345678901234},
+        "softether_client_password must be a string"),
     "client server without port": (
         "softether_client", {"softether_client_server": "10.101.0.2",
                              "softether_client_username": "mptcp",
