@@ -389,8 +389,9 @@ def validate_table(value, names=None):
     known = read_table_names() if names is None else names
     if text and text in known:
         return text
+    others = sorted(n for n in known if n not in RESERVED_TABLES.values() and n != "unspec")
     raise MptcpError("table %r is not a number 1-%d, main, local, default or a name of /etc/iproute2/rt_tables%s"
-                     % (value, TABLE_MAX, " (" + ", ".join(sorted(known)) + ")" if known else ""))
+                     % (value, TABLE_MAX, " (" + ", ".join(others) + ")" if others else ""))
 
 
 def validate_limit(name, value):

@@ -370,49 +370,56 @@ def validate_route(dest, via=None, dev=None, nexthops=None, metric=None, table="
 # Gateways the kernel accepts (pure)
 # ---------------------------------------------------------------------------------------------
 def parse_connected(text, family):
-    """Directly connected routes (no gateway; unicast or local) of `ip -j [-6] route show table T`:
-    a list of (network, dev). These are the routes through which the kernel accepts a gateway."""
+    """Routes without a gateway of `ip -j [-6] route show table T` that a gateway lookup of the
+    kernel can land on (IPv4: scope link or host): a list of (network, dev, type)."""
     connected = []
     for item in load_ip_json(text, "ip -j route show"):
         if item.get("gateway") or item.get("via") or item.get("nexthops"):
             continue
-        if item.get("type", "unicast") not in ("unicast", "local"):
+        if family == 4 and item.get("scope") not in ("link", "host"):
             continue
         dst = item.get("dst", "")
         if dst == "default":
             dst = "0.0.0.0/0" if family == 4 else "::/0"
         try:
-            connected.append((ipaddress.ip_network(dst, strict=False), item.get("dev")))
+            connected.append((ipaddress.ip_network(dst, strict=False), item.get("dev"), item.get("type", "unicast")))
         except ValueError:
             continue
     return connected
 
 
 def gateway_problems(want, connected):
-    """Next hops of `want` whose gateway the kernel would refuse (`Nexthop has invalid gateway`):
-    a gateway must lie in a directly connected route (of the route's table, main or local), on
-    the hop's dev when one is given; an IPv6 link-local gateway needs a dev. Returns messages."""
+    """Next hops of `want` whose gateway the kernel would refuse, as the kernel decides it: the
+    most specific route without a gateway (of the route's table, main or local) that covers the
+    gateway, on the hop's dev when one is given, must be a unicast (directly connected) route, or
+    for IPv4 a local address; an IPv6 link-local gateway needs a dev. Returns messages."""
     problems = []
     many = len(want["nexthops"]) > 1
-    for index, hop in enumerate(want["nexthops"]):
+    refused = "(the kernel would refuse it: Nexthop has invalid gateway)"
+    for hop in want["nexthops"]:
         if not hop.get("via"):
             continue
         gateway = ipaddress.ip_address(hop["via"])
-        where = "nexthops[%d] via %s" % (index, gateway) if many else "via %s" % gateway
+        where = "nexthop via %s" % gateway if many else "via %s" % gateway
         if gateway.version == 6 and gateway.is_link_local:
             if not hop.get("dev"):
                 problems.append("%s is an IPv6 link-local gateway: give its dev" % where)
             continue
-        on_dev = [dev for network, dev in connected if gateway in network]
-        if hop.get("dev"):
-            if hop["dev"] not in on_dev:
-                problems.append("%s is not reachable on dev %s: no directly connected route of dev %s covers it "
-                                "(the kernel would refuse it with 'Nexthop has invalid gateway')"
-                                % (where, hop["dev"], hop["dev"]))
-        elif not on_dev:
-            problems.append("%s is not reachable: no directly connected route (an address's subnet or a route "
-                            "with dev and no gateway) covers it in table %s, main or local (the kernel would "
-                            "refuse it with 'Nexthop has invalid gateway')" % (where, want["table"]))
+        covering = [(network.prefixlen, kind) for network, dev, kind in connected
+                    if gateway in network and (not hop.get("dev") or dev == hop["dev"])]
+        on = " on dev %s" % hop["dev"] if hop.get("dev") else ""
+        if not covering:
+            problems.append("%s is not reachable%s: no directly connected route (an address's subnet, or a "
+                            "route with a dev and no gateway) covers it in table %s %s"
+                            % (where, on, "main or local" if want["table"] in ("main", "local")
+                               else want["table"] + ", main or local", refused))
+            continue
+        kind = max(covering)[1]
+        if kind == "local" and gateway.version == 6:
+            problems.append("%s is a local address of this host (the kernel refuses it: Gateway can not be "
+                            "a local address)" % where)
+        elif kind not in ("unicast", "local"):
+            problems.append("%s is a %s address%s %s" % (where, kind, on, refused))
     return problems
 
 

@@ -31,7 +31,7 @@ def kernel_limits(ns):
 def pair():
     """Two namespaces (client, server) joined by two veth links, as in seed 000's topo.sh."""
     tag = "%d" % os.getpid()
-    c, s = "mptcp-it-c" + tag, "mptcp-it-s" + tag
+    c, s = "mod-%s-c" % tag, "mod-%s-s" % tag
     for ns in (c, s):
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")

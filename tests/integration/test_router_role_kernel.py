@@ -25,7 +25,7 @@ READS = {
 
 @pytest.fixture
 def ns():
-    name = "router-it%d" % os.getpid()
+    name = "rt-%d-a" % os.getpid()
     sh("ip", "netns", "add", name)
     try:
         sh("ip", "-n", name, "link", "set", "lo", "up")
@@ -129,7 +129,7 @@ BAD = [
      ["burst lots is not a tc size", "latency soon is not a tc time"]),
     (dict(router_rate_limits=[{"dev": "eth0"}]), ["rate is required"]),
     (dict(router_rate_limits=[{"dev": "eth0", "rate": "1mbit"}, {"dev": "eth0", "rate": "2mbit"}]),
-     ["router_rate_limits lists a link more than once: eth0"]),
+     ["dev eth0 is listed more than once in router_rate_limits"]),
     (dict(router_rate_limits=[{"dev": "nosuch0", "rate": "10mbit"}]), ["dev nosuch0 does not exist"]),
     (dict(router_rate_limits=[{"dev": "eth0", "rate": "10mbit", "delay": "10ms", "loss": "1%"}]),
      ["netem is not available", "eth0 (delay 10ms, loss 1%)", "Nothing was changed"]),

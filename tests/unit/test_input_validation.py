@@ -141,8 +141,19 @@ CONNECTED = r.parse_connected(fixture("route_main_v4.json"), 4)
 
 
 def test_parse_connected_keeps_routes_without_gateway():
-    assert all(dev for network, dev in CONNECTED)
-    assert not [n for n, dev in CONNECTED if n.prefixlen == 0]  # the default route has a gateway
+    assert [(str(n), dev, kind) for n, dev, kind in CONNECTED] == [
+        ("10.123.200.0/24", "eth0", "unicast"), ("10.123.201.0/24", "eth1", "unicast"),
+        ("10.123.206.0/24", "eth1", "unicast")]  # the blackhole route has no scope link
+
+
+LOCAL = r.parse_connected(
+    '[{"type":"local","dst":"10.123.200.2","dev":"eth0","table":"local","protocol":"kernel","scope":"host",'
+    '"prefsrc":"10.123.200.2","flags":[]},{"type":"broadcast","dst":"10.123.200.255","dev":"eth0","table":"local",'
+    '"protocol":"kernel","scope":"link","prefsrc":"10.123.200.2","flags":[]}]', 4)
+LOCAL6 = r.parse_connected(
+    '[{"dst":"2001:db8:200::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},'
+    '{"type":"local","dst":"2001:db8:200::2","dev":"eth0","table":"local","protocol":"kernel","metric":0,'
+    '"flags":[],"pref":"medium"}]', 6)
 
 
 def test_gateways_reachable_and_not():
@@ -150,13 +161,24 @@ def test_gateways_reachable_and_not():
     assert r.gateway_problems(ok, CONNECTED) == []
     bad = r.validate_route("10.123.202.0/24", nexthops=[{"via": "10.123.200.3"}, {"via": "10.99.0.1"}])
     (problem,) = r.gateway_problems(bad, CONNECTED)
-    assert problem.startswith("nexthops[1] via 10.99.0.1 is not reachable") and "table main" in problem
+    assert problem.startswith("nexthop via 10.99.0.1 is not reachable: ") and "table main" in problem
     wrong_dev = r.validate_route("10.123.202.0/24", via="10.123.200.3", dev="eth1")
-    assert r.gateway_problems(wrong_dev, CONNECTED) == [
-        "via 10.123.200.3 is not reachable on dev eth1: no directly connected route of dev eth1 covers it "
-        "(the kernel would refuse it with 'Nexthop has invalid gateway')"]
-    on_link = r.validate_route("10.5.0.0/24", dev="eth0")
-    assert r.gateway_problems(on_link, CONNECTED) == []
+    (problem,) = r.gateway_problems(wrong_dev, CONNECTED)
+    assert problem.startswith("via 10.123.200.3 is not reachable on dev eth1: ")
+    assert problem.endswith("(the kernel would refuse it: Nexthop has invalid gateway)")
+    assert r.gateway_problems(r.validate_route("10.5.0.0/24", dev="eth0"), CONNECTED) == []
+
+
+def test_gateways_the_kernel_refuses_although_a_subnet_covers_them():
+    bcast = r.validate_route("10.9.0.0/24", via="10.123.200.255")
+    assert r.gateway_problems(bcast, CONNECTED + LOCAL) == [
+        "via 10.123.200.255 is a broadcast address (the kernel would refuse it: Nexthop has invalid gateway)"]
+    own4 = r.validate_route("10.9.0.0/24", via="10.123.200.2")  # IPv4 takes its own address
+    assert r.gateway_problems(own4, CONNECTED + LOCAL) == []
+    own6 = r.validate_route("2001:db8:9::/64", via="2001:db8:200::2")
+    assert r.gateway_problems(own6, LOCAL6) == [
+        "via 2001:db8:200::2 is a local address of this host (the kernel refuses it: Gateway can not be a local address)"]
+    assert r.gateway_problems(r.validate_route("2001:db8:9::/64", via="2001:db8:200::1"), LOCAL6) == []
 
 
 def test_ipv6_link_local_gateway_needs_a_dev():
