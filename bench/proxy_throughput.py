@@ -7,6 +7,13 @@ the CPU time both proxy processes used per GiB relayed (user + system, from
 machine than Gbit/s).  Configurations are interleaved and repeated; medians.
 
     python3 bench/proxy_throughput.py [--seconds 5] [--repeat 3] [--reverse] [--json FILE]
+                                      [--compare OTHER_PROGRAM] [--idle N]
+
+--compare runs the default configuration of another mptcp-proxy program (e.g. an
+older version: git show REV:roles/mptcp_proxy/files/mptcp-proxy > /tmp/old) in
+the same run.  --idle N instead opens N idle connections through both proxies
+(each relays one byte both ways) and prints the RSS, threads and descriptors the
+proxies added, for this program and the --compare one.
 
 Chain measured: iperf3 -c -> client proxy (TCP in, MPTCP out) -> server proxy
 (MPTCP in, TCP out) -> iperf3 -s, all on 127.0.0.1, with and without splice(2).
@@ -105,16 +112,26 @@ def iperf(port, seconds, reverse, host="127.0.0.1", prefix=(), extra=()):
     raise RuntimeError("iperf3 failed: %s" % report["error"])
 
 
-def through_proxies(iperf_port, seconds, reverse, extra):
+def proxy_pair(backend_port, extra, program=PROXY):
+    """Start server and client proxy on loopback; ([procs], client port)."""
     server_port, client_port = free_port(), free_port()
     procs = []
     try:
-        procs.append(start_proxy([sys.executable, PROXY, "-m", "server", "-l", "127.0.0.1",
-                                  "-p", str(server_port), "-r", "127.0.0.1:%d" % iperf_port]
+        procs.append(start_proxy([sys.executable, program, "-m", "server", "-l", "127.0.0.1",
+                                  "-p", str(server_port), "-r", "127.0.0.1:%d" % backend_port]
                                  + extra))
-        procs.append(start_proxy([sys.executable, PROXY, "-m", "client", "-l", "127.0.0.1",
+        procs.append(start_proxy([sys.executable, program, "-m", "client", "-l", "127.0.0.1",
                                   "-p", str(client_port), "-r", "127.0.0.1:%d" % server_port]
                                  + extra))
+    except Exception:
+        stop(procs)
+        raise
+    return procs, client_port
+
+
+def through_proxies(iperf_port, seconds, reverse, extra, program=PROXY):
+    procs, client_port = proxy_pair(iperf_port, extra, program)
+    try:
         before = sum(cpu_seconds(p.pid) for p in procs)
         gbps, nbytes = iperf(client_port, seconds, reverse)
         time.sleep(0.3)  # let the proxies finish the connection
@@ -124,13 +141,87 @@ def through_proxies(iperf_port, seconds, reverse, extra):
         stop(procs)
 
 
+def proc_status(pid):
+    """(VmRSS KiB, threads, open descriptors) of a process."""
+    fields = {}
+    with open("/proc/%d/status" % pid, encoding="ascii") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return (int(fields["VmRSS"][0]), int(fields["Threads"][0]),
+            len(os.listdir("/proc/%d/fd" % pid)))
+
+
+def idle_cost(count, program):
+    """Open count idle connections through both proxies; what they cost."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * count + 100)), hard))
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(1024)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = echo.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.sendall(conn.recv(1))
+
+    threading.Thread(target=serve, daemon=True).start()
+    procs, client_port = proxy_pair(echo.getsockname()[1], [], program)
+    socks = []
+    try:
+        before = [proc_status(p.pid) for p in procs]
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", client_port), timeout=30)
+            sock.sendall(b"x")
+            socks.append(sock)
+        for sock in socks:
+            assert sock.recv(1) == b"x"
+        after = [proc_status(p.pid) for p in procs]
+    finally:
+        for sock in socks:
+            sock.close()
+        stop(procs)
+        echo.close()
+        for conn in accepted:
+            conn.close()
+    rss = sum(a[0] - b[0] for a, b in zip(after, before))
+    return {"program": program, "connections": count,
+            "rss_kib_before": [b[0] for b in before], "rss_kib_after": [a[0] for a in after],
+            "rss_kib_per_connection": round(rss / count, 2),
+            "threads_after": [a[1] for a in after], "fds_after": [a[2] for a in after]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reverse", action="store_true", help="iperf3 -R (download)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--compare", metavar="PROGRAM",
+                        help="another mptcp-proxy program to measure in the same run")
+    parser.add_argument("--idle", type=int, metavar="N",
+                        help="measure N idle connections instead of throughput")
     args = parser.parse_args()
+
+    if args.idle:
+        rows = [idle_cost(args.idle, prog) for prog in [PROXY] + ([args.compare]
+                                                                 if args.compare else [])]
+        for row in rows:
+            print("%s: %d idle connections: RSS (server, client) %s -> %s KiB, +%.1f KiB per "
+                  "connection (both proxies), threads %s, fds %s" % (
+                      row["program"], row["connections"], row["rss_kib_before"],
+                      row["rss_kib_after"], row["rss_kib_per_connection"],
+                      row["threads_after"], row["fds_after"]))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({"idle": rows}, fh, indent=2)
+        return 0
 
     configs = [
         ("direct TCP (no proxy)", None),
@@ -140,6 +231,11 @@ def main():
         ("proxies, TCP (--disable-mptcp), splice", ["--disable-mptcp", "--splice=always"]),
         ("proxies, TCP (--disable-mptcp), recv/send", ["--disable-mptcp", "--splice=never"]),
     ]
+    programs = {}
+    if args.compare:
+        name = "%s, MPTCP, --splice=auto" % os.path.basename(args.compare)
+        configs.insert(2, (name, []))
+        programs[name] = args.compare
     iperf_port = free_port()
     server = start(["iperf3", "-s", "-p", str(iperf_port)])
     runs = {name: {"gbit_s": [], "cpu_s_per_gib": []} for name, _ in configs}
@@ -151,7 +247,7 @@ def main():
                     gbps, _nbytes = iperf(iperf_port, args.seconds, args.reverse)
                 else:
                     gbps, cpu = through_proxies(iperf_port, args.seconds, args.reverse,
-                                                extra)
+                                                extra, programs.get(name, PROXY))
                     runs[name]["cpu_s_per_gib"].append(cpu)
                 runs[name]["gbit_s"].append(gbps)
                 time.sleep(0.5)  # let the iperf3 server return to listening

@@ -972,8 +972,9 @@ def test_200_concurrent_1mib_transfers_intact(chain, capsys):
 IDLE_CONNECTIONS = 500
 # Bound for the memory both proxies add together for 500 idle connections. Measured
 # on Linux 6.18 / Python 3.11: +4.9 KiB per connection (2.4 MiB for both proxies), one
-# thread each; the thread-per-direction proxy this replaced added 329 KiB per connection
-# (161 MiB) and 2 threads per connection in each proxy (bench/proxy_throughput.py --idle).
+# thread each; the thread-per-direction proxy this replaced added 599 KiB per connection
+# (292 MiB for both) and 2 threads per connection in each proxy (1001 threads), measured
+# side by side with bench/proxy_throughput.py --idle 500 --compare OLD.
 IDLE_RSS_BOUND_KIB = 8 << 10
 
 
