@@ -195,7 +195,7 @@ def open_dir(path, create=False):
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
-        if e.errno == errno.ELOOP:
+        if e.errno == errno.ELOOP or os.path.islink(directory):
             raise MptcpError("capture directory %s is a symbolic link: refused (give a real directory)" % directory)
         raise MptcpError("capture directory %s cannot be opened: %s" % (directory, e.strerror))
     st = os.fstat(fd)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_cli import HERE, assert_failed_naming, run_module, sh
+from ansible_cli import HERE, assert_failed_naming, run_module, run_tasks, sh
 
 PEER = os.path.join(HERE, "mptcp_peer.py")
 
@@ -127,6 +127,10 @@ def test_endpoint_absent_by_address_and_id(pair):
     (dict(address="192.168.0.2", id=300, flags=["subflow"]), ["id 300 is outside 1-255"]),
     (dict(address="192.168.0.300", flags=["subflow"]), ["'192.168.0.300' is not an IPv4 or IPv6 address"]),
     (dict(address="192.168.0.2", dev="nosuchdev", flags=["subflow"]), ["dev 'nosuchdev' does not exist"]),
+    (dict(address="fe80::1%e;x", flags=["subflow"]), ["address 'fe80::1%e;x' has a scope id"]),
+    (dict(address="fe80::1%e x", flags=["subflow"]), ["scope id 'e x' is not a valid interface name"]),
+    (dict(address="192.168.0.2", dev="blue-c x", flags=["subflow"]), ["dev 'blue-c x' is not a valid interface name"]),
+    (dict(address="192.168.0.2", dev="blue-c;id", flags=["subflow"]), ["dev 'blue-c;id' does not exist"]),
 ])
 def test_endpoint_bad_input_fails_and_changes_nothing(pair, args, words):
     ns = pair["client"]
@@ -410,3 +414,21 @@ def test_netns_given_as_a_path_is_named(pair):
             assert_failed_naming(run_module(module, netns=path, **args),
                                  "netns %r is not a network namespace name" % path, "not a path")
     assert kernel_endpoints(ns) == [] and not os.path.exists("/run/multipath-mptcp/monitor/x.log")
+
+
+def test_ip_rule_tables_and_prefixes_that_reach_ip_are_validated(pair, tmp_path):
+    ns = pair["client"]
+    before = sh("ip", "-j", "-n", ns, "rule", "show").stdout
+    cases = [
+        (dict(src="10.0.0.2", table="0"), ["table '0' is table 0 (unspec), which the kernel takes as main"]),
+        (dict(src="10.0.0.2", table="unspec"), ["table 'unspec' is table 0"]),
+        (dict(src="10.0.0.2", table="nosuchtable"), ["table 'nosuchtable' is not a number 1-4294967295"]),
+        (dict(src="10.0.0.2", table="100;reboot"), ["table '100;reboot' is not a number"]),
+        (dict(src="fe80::1%e;x", table="100"), ["src 'fe80::1%e;x' has a scope id"]),
+    ]
+    results = run_tasks([{"name": "rule", "multipath.mptcp.ip_rule": dict(args, netns=ns)} for args, _ in cases],
+                        tmp_path / "rules.json")
+    for result, (args, words) in zip(results, cases):
+        assert_failed_naming(result, *words)
+        assert result["commands"] == [], result
+    assert sh("ip", "-j", "-n", ns, "rule", "show").stdout == before
