@@ -75,8 +75,9 @@ options:
     default: present
   netns:
     description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to work in instead of the
-        target's own network namespace.
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
+        in instead of the target's own network namespace.
+      - A path such as C(/run/netns/NAME) is refused, naming the value.
     type: str
 notes:
   - Errors raised before anything changes - O(src) or O(dst) that is not an address or prefix,

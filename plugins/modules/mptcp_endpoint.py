@@ -73,14 +73,16 @@ options:
     default: present
   netns:
     description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to work in instead of the
-        target's own network namespace.
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
+        in instead of the target's own network namespace.
+      - A path such as C(/run/netns/NAME) is refused, naming the value.
     type: str
 notes:
   - Kernel limit of 8 endpoints per network namespace (MPTCP_PM_ADDR_MAX); the kernel's error is
     returned when it is reached.
-  - Errors raised - invalid address (an IPv6 scope id such as C(%eth0) included: give the interface as O(dev)), a O(dev) that is no valid interface name, id outside 1-255, port outside 1-65535, C(port) without
-    C(signal), C(signal) with C(fullmesh), unknown flag, a flag this iproute2 does not know, a
+  - Errors raised - invalid address (an IPv6 scope id such as C(%eth0) too - give the interface as
+    O(dev)), a O(dev) that is no valid interface name, id outside 1-255, port outside 1-65535,
+    C(port) without C(signal), C(signal) with C(fullmesh), unknown flag, a flag this iproute2 does not know, a
     missing O(dev), a missing O(netns), MPTCP missing or disabled; on a failing C(ip) call the
     result holds C(cmd), C(rc), C(stdout) and C(stderr).
 seealso:

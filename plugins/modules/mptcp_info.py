@@ -29,7 +29,8 @@ attributes:
 options:
   netns:
     description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to inspect.
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to inspect.
+      - A path such as C(/run/netns/NAME) is refused, naming the value.
     type: str
 notes:
   - Fails only when O(netns) does not exist or C(ip) itself fails (the result then holds C(cmd),

@@ -41,7 +41,8 @@ options:
     type: int
   netns:
     description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to work in.
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work in.
+      - A path such as C(/run/netns/NAME) is refused, naming the value.
     type: str
 notes:
   - 8 is the kernel's hard limit for both values (MPTCP_PM_ADDR_MAX); a larger value fails before

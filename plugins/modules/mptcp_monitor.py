@@ -71,7 +71,8 @@ options:
     default: 30
   netns:
     description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list); a path such as C(/run/netns/NAME) is refused, naming the value) to capture in.
+      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to capture in.
+      - A path such as C(/run/netns/NAME) is refused, naming the value.
     type: str
 notes:
   - Reaching O(timeout) does not fail the task; RV(timed_out) says so and the counts are returned,
