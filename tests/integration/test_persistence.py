@@ -1,5 +1,6 @@
 """Persistence across a reboot without Ansible: roles mptcp_host (limits, endpoints, policy routing,
-sysctls) and router (routes, ECMP, tbf shaping, forwarding) applied to a systemd lab container, then
+sysctls) and router (routes, ECMP, tbf shaping, forwarding) applied to a systemd lab container (each
+restored by a JSON plan of ip/tc argument vectors, run by the boot_restore program), then
 `docker restart` (a new network namespace: the kernel forgets routes, endpoints and limits; systemd
 boots again and runs the restore units), then everything read back with ip/tc/sysctl and compared
 with what was there before the restart. A route added by hand (not by the roles) is gone after the
@@ -119,9 +120,9 @@ def test_persist_false_removes_the_units(host, tmp_path):
         {"role": "multipath.mptcp.router", "vars": dict(ROUTER, router_persist=False)}]}]
     out = run_plays(plays, tmp_path / "off.json", host)
     assert out["stats"][NAME]["failures"] == 0, failures(out)
-    assert "Remove the restore unit and script" in changed_tasks(out["plays"][0], NAME)
+    assert "Remove the restore unit and plan" in changed_tasks(out["plays"][0], NAME)
     listing = dexec(NAME, "ls", "/etc/systemd/system", "/etc/multipath-mptcp").stdout
     assert "multipath-mptcp-host.service" not in listing and "multipath-mptcp-router.service" not in listing
-    assert "mptcp_host.sh" not in listing and "router.sh" not in listing
+    assert "mptcp_host.json" not in listing and "router.json" not in listing
     again = run_plays(plays, tmp_path / "off2.json", host)
     assert changed_tasks(again["plays"][0], NAME) == []

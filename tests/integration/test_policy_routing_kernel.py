@@ -202,15 +202,15 @@ def test_policy_routing_bad_input_fails_before_any_change(topo, tmp_path):
         ({"mptcp_host_endpoints": [{"address": "10.124.2.2", "flags": ["subflow"]}]}, ["10.124.2.2 has no dev"]),
         ({"mptcp_host_policy_routes": [{"address": "10.124.2.9", "dev": "eth1"}]},
          ["10.124.2.9 is not an address of dev eth1 (it has: 10.124.2.2"]),
-        ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth7"}]}, ["dev eth7 of 10.124.2.2 does not exist"]),
-        ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth1", "table": 254}]}, ["table 254 of 10.124.2.2"]),
+        ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth7"}]}, ["mptcp_host_policy_routes: 10.124.2.2 dev 'eth7' does not exist"]),
+        ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth1", "table": 254}]}, ["10.124.2.2 table 254 is outside 1-4294967295 or one of 253, 254, 255"]),
         ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth1", "priority": 32766}]},
-         ["priority 32766 of 10.124.2.2 is outside 1-32765"]),
+         ["10.124.2.2 priority 32766 is outside 1-32765"]),
         ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth1", "table": 7},
                                        {"address": "10.124.1.2", "dev": "eth0", "table": 7}]},
          ["table 7 is given to more than one address"]),
         ({"mptcp_host_policy_routes": [{"address": "10.124.2.2", "dev": "eth1", "gateway": "fe80::1"}]},
-         ["gateway fe80::1 of 10.124.2.2 is of the other address family"]),
+         ["10.124.2.2 gateway fe80::1 is of the other address family"]),
     ]
     tasks = []
     for index, (variables, words) in enumerate(cases):

@@ -16,7 +16,7 @@ def run(cmd, cwd=ROOT, timeout=1200):
 
 
 def test_contract_modules_exist():
-    assert MODULES == ["ip_route", "ip_rule", "mptcp_endpoint", "mptcp_info", "mptcp_limits", "mptcp_monitor"]
+    assert MODULES == ["ip_route", "ip_rule", "mptcp_endpoint", "mptcp_host_plan", "mptcp_info", "mptcp_limits", "mptcp_monitor"]
 
 
 @pytest.mark.parametrize("module", MODULES)
