@@ -119,7 +119,7 @@ def test_endpoint_absent_by_address_and_id(pair):
     assert run_module("mptcp_endpoint", id=3, state="absent", netns=ns)["changed"] is False
 
 
-@pytest.mark.parametrize("args, words", [
+ENDPOINT_BAD = [
     (dict(address="192.168.0.2", flags=["signal", "fullmesh"]), ["'signal' and 'fullmesh'"]),
     (dict(address="192.168.0.2", port=4000, flags=["subflow"]), ["port 4000 needs the 'signal' flag"]),
     (dict(address="192.168.0.2", flags=["bogus"]), ["bogus"]),
@@ -131,13 +131,22 @@ def test_endpoint_absent_by_address_and_id(pair):
     (dict(address="fe80::1%e x", flags=["subflow"]), ["scope id 'e x' is not a valid interface name"]),
     (dict(address="192.168.0.2", dev="blue-c x", flags=["subflow"]), ["dev 'blue-c x' is not a valid interface name"]),
     (dict(address="192.168.0.2", dev="blue-c;id", flags=["subflow"]), ["dev 'blue-c;id' does not exist"]),
-])
-def test_endpoint_bad_input_fails_and_changes_nothing(pair, args, words):
+]
+
+
+def test_endpoint_bad_input_fails_and_changes_nothing(pair, tmp_path):
+    """All cases in one ansible-playbook run; the endpoints are read with ip after each one."""
     ns = pair["client"]
-    run_module("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=["subflow"], netns=ns)
+    sh("ip", "-n", ns, "mptcp", "endpoint", "add", "10.0.0.2", "dev", "red-c", "subflow")
     before = kernel_endpoints(ns)
-    assert_failed_naming(run_module("mptcp_endpoint", netns=ns, **args), *words)
-    assert kernel_endpoints(ns) == before
+    tasks = []
+    for args, words in ENDPOINT_BAD:
+        tasks += [{"name": "endpoint", "multipath.mptcp.mptcp_endpoint": dict(args, netns=ns)},
+                  {"name": "read", "ansible.builtin.raw": "ip -j -n %s mptcp endpoint show" % ns, "changed_when": False}]
+    results = run_tasks(tasks, tmp_path / "bad.json")
+    for (args, words), result, read in zip(ENDPOINT_BAD, results[0::2], results[1::2]):
+        assert_failed_naming(result, *words)
+        assert json.loads(read["stdout"] or "[]") == before, args
 
 
 def test_endpoint_flag_unknown_to_iproute2(pair):
@@ -344,10 +353,13 @@ def test_monitor_refuses_links_foreign_files_and_shared_directories(pair, tmp_pa
             (str(tmp_path / "p.log"), [str(pid_link) + " is a symbolic link"]),
             (shared, ["capture directory /tmp is writable by other users (mode 1777)", "path %s is refused" % shared]),
         ]
-        for path, words in cases:
-            for check in (True, False):
-                assert_failed_naming(run_module("mptcp_monitor", check=check, state="started", path=path, netns=ns), *words)
-        assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=str(planted)), "is a symbolic link")
+        tasks = [{"name": "start", "multipath.mptcp.mptcp_monitor": dict(state="started", path=path, netns=ns),
+                  "check_mode": check} for path, words in cases for check in (True, False)]
+        tasks.append({"name": "stop", "multipath.mptcp.mptcp_monitor": dict(state="stopped", path=str(planted))})
+        results = run_tasks(tasks, tmp_path.parent / ("monitor-%d.json" % os.getpid()))
+        for (path, words), result in zip([c for c in cases for check in (True, False)], results):
+            assert_failed_naming(result, *words)
+        assert_failed_naming(results[-1], "is a symbolic link")
     finally:
         os.unlink(shared)
     assert victim.read_text() == "keep\n" and foreign.read_text() == "theirs\n"
@@ -403,17 +415,20 @@ def test_monitor_default_directory_is_created_root_only(pair):
         os.rmdir(os.path.dirname(path))
 
 
-def test_netns_given_as_a_path_is_named(pair):
+def test_netns_given_as_a_path_is_named(pair, tmp_path):
     ns = pair["client"]
+    cases = []
     for path in ("/var/run/netns/" + ns, "/proc/1/ns/net"):
         for module, args in (("mptcp_endpoint", dict(address="10.0.0.2", flags=["subflow"])),
                              ("mptcp_limits", dict(subflows=1)), ("mptcp_info", {}),
                              ("mptcp_monitor", dict(state="started", path="/run/multipath-mptcp/monitor/x.log")),
                              ("ip_route", dict(dest="10.9.0.0/24", via="10.0.0.1")),
                              ("ip_rule", dict(src="10.0.0.2", table="100"))):
-            assert_failed_naming(run_module(module, netns=path, **args),
-                                 "netns %r is not a network namespace name" % path, "not a path")
-    assert kernel_endpoints(ns) == [] and not os.path.exists("/run/multipath-mptcp/monitor/x.log")
+            cases.append((path, {"name": module, "multipath.mptcp." + module: dict(args, netns=path)}))
+    for (path, task), result in zip(cases, run_tasks([task for path, task in cases], tmp_path / "netns.json")):
+        assert_failed_naming(result, "netns %r is not a network namespace name" % path, "not a path")
+    assert kernel_endpoints(ns) == [] and kernel_limits(ns)["subflows"] != 1
+    assert not os.path.exists("/run/multipath-mptcp/monitor/x.log")
 
 
 def test_ip_rule_tables_and_prefixes_that_reach_ip_are_validated(pair, tmp_path):
