@@ -178,7 +178,7 @@ BAD_PLANS = [
     ({"steps": [{"argv": ["ip", 5]}]}, "argv must be a non-empty list of strings"),
     ({"wait_devices": ["e/../x"]}, "wait_devices must be a list of interface names"),
     ({"wait_devices": ["e\nx"]}, "wait_devices must be a list of interface names"),
-    ({"wait_seconds": 100000}, "wait_seconds 100000 is not a number of seconds 0-600"),
+    ({"wait_seconds": 100000}, "wait_seconds 100000 is not a number of seconds 0-3600"),
     ({"sysctl_file": "relative.conf"}, "sysctl_file 'relative.conf' is not an absolute path"),
     ({"version": 2}, "not a version 1 plan"),
 ]

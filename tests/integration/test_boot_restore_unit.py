@@ -113,7 +113,7 @@ BAD = [
     # role mptcp_host: its restore part
     ("mptcp_host", {"mptcp_host_persist_dir": "/etc/multipath mptcp"}, "mptcp_host_persist_dir '/etc/multipath mptcp'"),
     ("mptcp_host", {"mptcp_host_persist_dir": "/etc/x\nExecStartPre=/bin/id"}, "mptcp_host_persist_dir '/etc/x\\nExecStartPre"),
-    ("mptcp_host", {"mptcp_host_persist_wait": -1}, "mptcp_host_persist_wait -1 is outside 0-600"),
+    ("mptcp_host", {"mptcp_host_persist_wait": -1}, "mptcp_host_persist_wait -1 is outside 0-3600"),
     ("mptcp_host", {"mptcp_host_sysctl_file": "/etc/sysctl.d/a b.conf"}, "mptcp_host_sysctl_file '/etc/sysctl.d/a b.conf'"),
     ("mptcp_host", {"mptcp_host_policy_routes": [{"address": "10.131.12.2", "dev": QUOTE, "table": "100\n"}]},
      "table '100\\n' is not a whole number"),
