@@ -57,6 +57,7 @@ _value:
   type: dict
 """
 
+import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -310,6 +311,36 @@ def router_route_problems(routes, links):
     return problems
 
 
+def router_gateways_from_run(routes):
+    """Indexes of router_routes with a gateway that only a route listed before it in the same run
+    makes reachable (a present route with a dev and no gateway covering it, in the same table or
+    main): for those the check pass cannot ask the kernel in advance (ip_route check_gateways=false)."""
+    from ansible_collections.multipath.mptcp.plugins.modules.ip_route import validate_route
+
+    device_routes, found = [], []
+    for index, route in enumerate(routes or []):
+        route = route or {}
+        state = route.get("state") or "present"
+        try:
+            want = validate_route(route.get("dest"), route.get("via"), route.get("dev"), route.get("nexthops"),
+                                  route.get("metric"), route.get("table") or "main", state, table_names=_AnyTableName())
+        except MptcpError:
+            continue
+        if state != "present":
+            continue
+        hops = want["nexthops"]
+        if any(hop.get("via") and any(ipaddress.ip_address(hop["via"]) in network and table in (want["table"], "main")
+                                      and (not hop.get("dev") or hop["dev"] == dev)
+                                      for network, dev, table in device_routes) for hop in hops):
+            found.append(index)
+        if len(hops) == 1 and not hops[0]["via"] and hops[0]["dev"]:
+            dest = {"default": "0.0.0.0/0"}.get(want["dest"], want["dest"])
+            if want["dest"] == "default" and want["family"] == "ipv6":
+                dest = "::/0"
+            device_routes.append((ipaddress.ip_network(dest), hops[0]["dev"], want["table"]))
+    return found
+
+
 def router_path_problems(values):
     """Paths the role writes (name -> value): absolute, no white space, control characters or quotes."""
     problems = []
@@ -327,6 +358,7 @@ class FilterModule(object):
             "router_links": router_links,
             "router_route_problems": router_route_problems,
             "router_path_problems": router_path_problems,
+            "router_gateways_from_run": router_gateways_from_run,
             "tc_rate": tc_rate,
             "tc_size": tc_size,
             "tc_time": tc_time,

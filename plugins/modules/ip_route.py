@@ -98,6 +98,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  check_gateways:
+    description:
+      - With O(state=present), check every gateway against the kernel's routes before any change
+        (see the notes). V(false) skips that check, for a gateway reached through a route that
+        an earlier task of the same run adds (in check mode that route does not exist yet); the
+        kernel still refuses an unreachable gateway when the route is added.
+    type: bool
+    default: true
   netns:
     description:
       - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
@@ -588,6 +596,7 @@ def main():
             metric=dict(type="int"),
             table=dict(type="str", default="main"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
+            check_gateways=dict(type="bool", default=True),
             netns=dict(type="str"),
         ),
         supports_check_mode=True,
@@ -601,7 +610,8 @@ def main():
         if p["state"] == "present":
             for dev in sorted(set(h["dev"] for h in want["nexthops"] if h["dev"])):
                 ip.check_dev(dev)
-            check_gateways(ip, want)
+            if p["check_gateways"]:
+                check_gateways(ip, want)
         before = read_routes(ip, want)
         actions = plan_route(before, want, p["state"])
         commands = [ip.ip_cmd(*route_command(r, kind)) for kind, r in

@@ -173,3 +173,31 @@ def test_router_role_bad_input_fails_naming_it_with_nothing_changed(ns, tmp_path
         for word in words:
             assert word in msg, (variables, msg)
     assert state(ns) == before and not os.path.exists(sysctl_file)
+
+
+def test_gateway_reached_through_a_device_route_of_the_same_run(ns, tmp_path):
+    """A gateway that only a device route listed before it makes reachable is not refused in
+    advance (check mode on a fresh host works too); an unreachable one next to it still is."""
+    sysctl_file = str(tmp_path / "90-multipath-router.conf")
+    routes = [{"dest": "10.50.0.0/24", "dev": "eth0"}, {"dest": "10.60.0.0/24", "via": "10.50.0.1"}]
+    common = dict(router_sysctl_file=sysctl_file, router_ip_forward=False, router_persist=False,
+                  router_persist_dir=str(tmp_path / "persist"))
+    before = state(ns)
+    out = run_playbook([
+        role_play("check mode", check=True, router_routes=routes, **common), read_play("after check", sysctl_file),
+        {"name": "with an unreachable gateway too", "hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "run", "block": [{"name": "role", "ansible.builtin.include_role": {"name": "multipath.mptcp.router"},
+                                       "vars": dict(common, router_routes=routes + [{"dest": "10.61.0.0/24", "via": "10.9.9.9"}])}],
+             "rescue": [{"name": "failed", "ansible.builtin.debug": {"msg": "{{ ansible_failed_result.msg }}"}}]}]},
+        read_play("after the failure", sysctl_file),
+        role_play("apply", router_routes=routes, **common), read_play("after apply", sysctl_file),
+    ], tmp_path / "run.json", netns=ns)
+    plays = out["plays"]
+    assert out["stats"]["localhost"]["failures"] == 0
+    assert "Manage routes" in changed_tasks(plays[0]) and reads(plays[1]) == before + (["none"],)
+    failed = [t["hosts"]["localhost"]["msg"] for t in plays[2]["tasks"] if t["task"]["name"] == "failed"]
+    assert failed and "via 10.9.9.9 is not reachable" in failed[0], plays[2]
+    assert reads(plays[3]) == before + (["none"],)
+    routes_after = reads(plays[5])[0]
+    assert {"dst": "10.50.0.0/24", "dev": "eth0", "scope": "link", "flags": []} in routes_after
+    assert {"dst": "10.60.0.0/24", "gateway": "10.50.0.1", "dev": "eth0", "flags": []} in routes_after

@@ -168,3 +168,19 @@ def test_paths():
         "router_sysctl_file 'x.conf' is not an absolute path without white space, quotes, backslashes, control "
         "characters or '..'"]
     assert tc.router_path_problems({"a": "/etc/../root"}) and tc.router_path_problems({"a": "/etc/x\ny"})
+
+
+def test_gateways_made_reachable_by_an_earlier_route_of_the_run():
+    routes = [
+        {"dest": "10.50.0.0/24", "dev": "eth2"},                                   # 0: device route
+        {"dest": "10.60.0.0/24", "via": "10.50.0.1"},                              # 1: through it
+        {"dest": "10.61.0.0/24", "via": "10.50.0.1", "dev": "eth3"},               # 2: other dev
+        {"dest": "10.62.0.0/24", "nexthops": [{"via": "10.123.200.3"}, {"via": "10.50.0.9"}]},  # 3
+        {"dest": "10.63.0.0/24", "via": "10.70.0.1"},                              # 4: before its route
+        {"dest": "10.70.0.0/24", "dev": "eth2", "table": "100"},                   # 5: table 100
+        {"dest": "10.71.0.0/24", "via": "10.70.0.1"},                              # 6: main: not covered
+        {"dest": "10.72.0.0/24", "via": "10.70.0.1", "table": "100"},              # 7
+        {"dest": "10.80.0.0/24", "dev": "eth2", "state": "absent"},                # 8: removed
+        {"dest": "10.81.0.0/24", "via": "10.80.0.1"},                              # 9
+    ]
+    assert tc.router_gateways_from_run(routes) == [1, 3, 7]
