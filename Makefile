@@ -18,5 +18,7 @@ image: bootstrap          ## the lab image (debootstrap + docker import), rebuil
 lab-down: bootstrap       ## remove every lab container and network
 	$(ANSIBLE_PLAYBOOK) playbooks/lab_down.yml
 
-bench: bootstrap          ## benchmarks in network namespaces (<= 15 min): bench/results/summary.{json,png}
-	.venv/bin/python bench/mptcp_bench.py
+# make bench BENCH=provisioning: only the provisioning and scale part (bench/provisioning.py).
+BENCH ?=
+bench: bootstrap          ## benchmarks (namespaces, provisioning, scale): bench/results/summary.{json,png}
+	.venv/bin/python bench/mptcp_bench.py $(if $(BENCH),--only $(BENCH))

@@ -1,6 +1,7 @@
 """make bench: aggregation, proxy cost, failover, file sizes and provisioning, in one run.
 
-    sudo .venv/bin/python bench/mptcp_bench.py [--quick] [--skip-provision] [--out bench/results]
+    sudo .venv/bin/python bench/mptcp_bench.py [--quick] [--skip-provision] [--only provisioning]
+                                              [--out bench/results]
 
 Traffic runs only between two network namespaces made here (bench/nslab.py: client and
 server joined by two veth paths A and B, the server announcing B); they are removed at the
@@ -25,13 +26,16 @@ configurations interleaved and repeated (medians).  Writes <out>/summary.json an
    (with the client's add_addr_accepted at 1 and at 2)?
 4. file sizes (seed 003, 64 KB .. 32 MB) through the proxies: transfer time and
    retransmissions (nstat deltas), without a cut and with path A cut half-way.
-5. provisioning: ansible-playbook playbooks/sevpn.yml from no sevpn lab (after lab_down.yml)
-   and a re-run: first_s, rerun_s, rerun_changed (from the PLAY RECAP), under the lab lock.
+5. provisioning (bench/provisioning.py), for simple and sevpn side by side: the hand-written
+   baseline (bench/baseline.py), the scenario playbook from no lab, again (changed=0),
+   configure.yml again and check.yml alone, with ratios to the baseline and the ten slowest tasks
+   of each run; then N = 1, 2, 4, 8 pairs of simple (bench/scale_inventory.py) brought up,
+   configured and checked over the Docker connection and over SSH.
+   `--only provisioning` (make bench BENCH=provisioning) runs this part alone.
 """
 
 import argparse
 import datetime
-import fcntl
 import json
 import os
 import re
@@ -44,10 +48,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import nslab  # noqa: E402  (bench/nslab.py)
+import provisioning  # noqa: E402  (bench/provisioning.py)
 import proxy_throughput as pt  # noqa: E402  (bench/proxy_throughput.py: iperf, cpu_seconds)
 
 ROOT = nslab.ROOT
-LAB_LOCK = "/tmp/multipath-mptcp-lab.lock"
 IPERF_TCP, IPERF_MPTCP, BACKEND = 5201, 5202, 6000
 CLIENT_PROXY, SERVER_PROXY = 5555, 4444
 SIZES = [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 32 << 20]  # seed 003
@@ -316,66 +320,6 @@ def bench_failover_and_sizes(args, tmp):
 
 
 # ---------------------------------------------------------------------------------------------
-# Provisioning: playbooks/sevpn.yml timed from no sevpn lab, then re-run
-# ---------------------------------------------------------------------------------------------
-
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                   re.M)
-
-
-def playbook(name, *extra, log_path=None):
-    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"),
-           os.path.join(ROOT, "playbooks", name)] + list(extra)
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    start = time.monotonic()
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
-    seconds = time.monotonic() - start
-    if log_path:
-        with open(log_path, "w", encoding="utf-8") as fh:
-            fh.write(res.stdout + res.stderr)
-    recap = RECAP.findall(res.stdout)
-    return {"rc": res.returncode, "seconds": round(seconds, 1),
-            "changed": sum(int(r[2]) for r in recap),
-            "failed": sum(int(r[4]) + int(r[3]) for r in recap)}
-
-
-def bench_provision(out_dir, lock_wait):
-    if not os.path.exists(os.path.join(ROOT, "playbooks", "sevpn.yml")):
-        return {"skipped": "playbooks/sevpn.yml missing"}
-    with open(LAB_LOCK, "a", encoding="utf-8") as lock:
-        deadline = time.monotonic() + lock_wait
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return {"skipped": "lab lock %s held by someone else for %d s"
-                                       % (LAB_LOCK, lock_wait)}
-                time.sleep(2)
-        log("provision: lab_down.yml -e lab_group=sevpn")
-        down = playbook("lab_down.yml", "-e", "lab_group=sevpn",
-                        log_path=os.path.join(out_dir, "provision-down.log"))
-        if down["rc"] != 0:
-            return {"error": "lab_down.yml failed (rc=%d), see provision-down.log" % down["rc"]}
-        log("provision: sevpn.yml (first run)")
-        first = playbook("sevpn.yml", log_path=os.path.join(out_dir, "provision-first.log"))
-        log("provision: first run rc=%d %.0f s changed=%d" % (first["rc"], first["seconds"],
-                                                              first["changed"]))
-        if first["rc"] != 0:
-            return {"error": "sevpn.yml failed (rc=%d), see provision-first.log" % first["rc"],
-                    "first_s": first["seconds"], "first_rc": first["rc"]}
-        rerun = playbook("sevpn.yml", log_path=os.path.join(out_dir, "provision-rerun.log"))
-        log("provision: re-run rc=%d %.0f s changed=%d" % (rerun["rc"], rerun["seconds"],
-                                                           rerun["changed"]))
-        return {"first_s": first["seconds"], "first_changed": first["changed"],
-                "rerun_s": rerun["seconds"], "rerun_changed": rerun["changed"],
-                "rerun_rc": rerun["rc"], "rerun_failed": rerun["failed"],
-                "note": "from no sevpn lab (lab_down.yml -e lab_group=sevpn); the lab image "
-                        "is reused if already built"}
-
-
-# ---------------------------------------------------------------------------------------------
 # Report: table and plot
 # ---------------------------------------------------------------------------------------------
 
@@ -435,13 +379,12 @@ def table(summary):
         lines.append("  %10d %11.4f %8d | %14.4f %8.3f %8d %9s" % (
             row["bytes"], n["transfer_s"], n["retrans_segs"], c["second_half_s"], c["stall_s"],
             c["retrans_segs"], n["bytes_identical"] and c["bytes_identical"]))
-    prov = summary["provision"]
     lines.append("")
-    if "first_s" in prov and "rerun_s" in prov:
-        lines.append("Provisioning sevpn: first %.0f s, re-run %.0f s, re-run changed=%d" % (
-            prov["first_s"], prov["rerun_s"], prov["rerun_changed"]))
+    prov = summary["provision"]
+    if "skipped" in prov:
+        lines.append("Provisioning: %s" % prov["skipped"])
     else:
-        lines.append("Provisioning: %s" % (prov.get("skipped") or prov.get("error")))
+        lines.append(provisioning.table(prov["provision"], prov["scale"]))
     return "\n".join(lines)
 
 
@@ -510,6 +453,32 @@ def plot(summary, path):
 
 # ---------------------------------------------------------------------------------------------
 
+def only_provisioning(args, summary, started):
+    """--only provisioning: that part alone, merged into the summary.json of an earlier run."""
+    path = os.path.join(args.out, "summary.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            merged = json.load(fh)
+    except (OSError, ValueError):
+        merged = {}
+    merged["provision"] = provisioning.run_all(args.out, ["simple", "sevpn"], args.scale, True,
+                                               args.lock_wait)
+    merged["provision"].update(date=summary["date"], cpus=summary["cpus"],
+                               load_avg_at_start=summary["load_avg_at_start"],
+                               load_avg_at_end=[round(x, 2) for x in os.getloadavg()],
+                               duration_s=round(time.monotonic() - started, 1))
+    merged.setdefault("date", summary["date"])
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(merged, fh, indent=2)
+    text = provisioning.table(merged["provision"]["provision"], merged["provision"]["scale"])
+    with open(os.path.join(args.out, "provisioning.txt"), "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    print(text)
+    print("\nwritten: %s (key provision), provisioning.txt (%.0f s)"
+          % (path, merged["provision"]["duration_s"]))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -520,9 +489,15 @@ def main():
     parser.add_argument("--outage", type=float, default=3.0, help="seconds a path stays cut")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, fewer sizes")
     parser.add_argument("--skip-provision", action="store_true")
-    parser.add_argument("--lock-wait", type=int, default=300,
-                        help="seconds to wait for the lab lock before skipping provisioning")
+    parser.add_argument("--only", choices=["provisioning"],
+                        help="run only this part (the others of an earlier summary.json are kept)")
+    parser.add_argument("--scale", nargs="*", type=int, default=[1, 2, 4, 8],
+                        help="pairs of the scale runs (none: no scale runs)")
+    parser.add_argument("--lock-wait", type=int, default=600,
+                        help="seconds to wait for a lab's lock before skipping that lab")
     args = parser.parse_args()
+    if args.only and args.skip_provision:
+        parser.error("--only provisioning and --skip-provision exclude each other")
     if args.quick:
         args.seconds, args.repeat = 3, 1
     args.sizes = SIZES if not args.quick else SIZES[::2]
@@ -543,6 +518,8 @@ def main():
                          "goodput is payload; tbf counts whole Ethernet frames (a 1448-byte "
                          "TCP payload travels in a 1514-byte frame: TCP's ceiling is ~0.956 "
                          "of the rate, MPTCP's a little lower because of its DSS option)"]}
+    if args.only == "provisioning":
+        return only_provisioning(args, summary, started)
     with tempfile.TemporaryDirectory(prefix="mptcp-bench-") as tmp:
         with nslab.NsLab("agg") as lab:
             iperf = Iperf(lab)
@@ -556,7 +533,8 @@ def main():
     if args.skip_provision:
         summary["provision"] = {"skipped": "--skip-provision"}
     else:
-        summary["provision"] = bench_provision(args.out, args.lock_wait)
+        summary["provision"] = provisioning.run_all(args.out, ["simple", "sevpn"], args.scale,
+                                                    True, args.lock_wait)
     summary["duration_s"] = round(time.monotonic() - started, 1)
     summary["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as fh:

@@ -53,12 +53,15 @@ def inventory(pairs, ssh_key=None, prefix=GROUP):
         }
         host_vars[client] = {"mptcp_host_limits": {"subflows": 2, "add_addr_accepted": 1},
                              "mptcp_proxy_mode": "client",
+                             "mptcp_proxy_listen": "127.0.0.1",   # iperf3 on the same host
                              "mptcp_proxy_remote": a + ".2:4444",
                              "mptcp_check_iperf3_server_host": server}
         host_vars[server] = {"mptcp_host_limits": {"subflows": 2, "add_addr_accepted": 0},
                              "mptcp_host_endpoints": [{"address": b + ".2", "dev": "eth1",
                                                        "flags": ["signal"]}],
                              "mptcp_proxy_mode": "server",
+                             # every address subflows arrive on: path A and the signalled B
+                             "mptcp_proxy_listen": [a + ".2", b + ".2"],
                              "mptcp_proxy_remote": "127.0.0.1:5201"}
         if ssh_key:
             host_vars[client]["ansible_host"] = a + ".3"
