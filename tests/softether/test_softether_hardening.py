@@ -61,12 +61,10 @@ echo "== units"; find /etc/systemd/system -name 'softether*' \( -type f -o -type
   if [ -L "$f" ]; then echo "$f -> $(readlink "$f")"; else echo "$f $(sha256sum < "$f" | cut -c1-16)"; fi; done
 echo "== files in /"; ls / | tr '\n' ' '; echo
 echo "== links"; ip -br addr | sort
-v() { timeout 15 vpncmd 10.132.0.2:5555 /SERVER /PASSWORD:%(admin)s "$@" </dev/null || echo "rc=$?"; }
-echo "== hubs"; v /CSV /CMD HubList | cut -d, -f1,2
-echo "== listeners"; v /CSV /CMD ListenerList
-echo "== users"; v /ADMINHUB:VPN /CSV /CMD UserList | cut -d, -f1
-echo "== server configuration (counters and times left out)"
-v /CMD ConfigGet | grep -vE 'Traffic|Bytes|Count|Time|NumLogin|ConfigRevision|^[[:space:]]*[{}]?[[:space:]]*$' | sha256sum
+echo "== server: hubs, listeners, configuration, users (counters and times left out)"
+printf 'HubList\nListenerList\nConfigGet\nHub VPN\nUserList\n' > /run/sehard-state.in
+timeout 15 vpncmd 10.132.0.2:5555 /SERVER /PASSWORD:%(admin)s /CSV /IN:/run/sehard-state.in </dev/null \
+  | grep -vE 'Traffic|Bytes|Count|Time|NumLogin|ConfigRevision|Config name|^[[:space:]]*[{}]?[[:space:]]*$' | cut -d, -f1,2
 echo "== client"; timeout 15 vpncmd localhost /CLIENT /CSV /CMD AccountGet mptcp </dev/null
 timeout 15 vpncmd localhost /CLIENT /CSV /CMD NicList </dev/null | cut -d, -f1,2
 """ % {"admin": ADMIN}
@@ -157,7 +155,7 @@ def start():
                       " && ip link set sehard0 up && ip link set sehard0p up")
 
 
-def playbook(tmp_path, plays, name="play"):
+def playbook(tmp_path, plays, name="play", extra=()):
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps({"all": {"hosts": {NAME: {
         "ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}}}))
@@ -165,7 +163,8 @@ def playbook(tmp_path, plays, name="play"):
     path.write_text(json.dumps(plays))
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), str(path)], capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), str(path)] + list(extra), capture_output=True, text=True,
+                          env=env, cwd=ROOT)
     try:
         return proc, json.loads(proc.stdout)
     except ValueError:
@@ -195,13 +194,21 @@ def host(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sehard")
     start()
     try:
-        runs = {}
-        for key, role, role_vars in (("server", "softether_server", SERVER_VARS), ("client", "softether_client", CLIENT_VARS),
-                                     ("server again", "softether_server", SERVER_VARS)):
-            proc, out = playbook(tmp, role_play(role, role_vars), key.replace(" ", "_"))
+        runs, states = {}, {}
+        steps = (("check fresh", "softether_server", SERVER_VARS, ["--check", "--diff"]),
+                 ("server", "softether_server", SERVER_VARS, []),
+                 ("client", "softether_client", CLIENT_VARS, []),
+                 ("server again", "softether_server", SERVER_VARS, []),
+                 ("check server", "softether_server", SERVER_VARS, ["--check", "--diff"]),
+                 ("check client", "softether_client", CLIENT_VARS, ["--check", "--diff"]))
+        for key, role, role_vars, extra in steps:
+            before = dexec("bash", "-c", STATE_SCRIPT).stdout if extra else None
+            proc, out = playbook(tmp, role_play(role, role_vars), key.replace(" ", "_"), extra)
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
             runs[key] = out
-        yield {"tmp": tmp, "runs": runs}
+            if extra:
+                states[key] = (before, dexec("bash", "-c", STATE_SCRIPT).stdout)
+        yield {"tmp": tmp, "runs": runs, "states": states}
     finally:
         remove()
 
@@ -225,6 +232,20 @@ def config_items(text):
 
 def test_second_server_run_changes_nothing(host):
     assert changed(host["runs"]["server again"]) == []
+
+
+@pytest.mark.parametrize("run", ["check server", "check client"])
+def test_check_mode_on_configured_host(host, run):
+    before, after = host["states"][run]
+    assert changed(host["runs"][run]) == []
+    assert before == after
+
+
+def test_check_mode_on_fresh_host(host):
+    """Check mode before anything was configured: reports what it would do, changes nothing."""
+    before, after = host["states"]["check fresh"]
+    assert before == after
+    assert "Set the configuration items that differ (restarts the VPN server)" not in changed(host["runs"]["check fresh"])
 
 
 def test_lockdown_read_back_from_the_server(host):
@@ -356,8 +377,9 @@ def test_bad_inputs_change_nothing(host):
                   % (i, i, i) for i in range(len(CASES))]}}})
     proc, out = playbook(tmp, [{"name": "bad inputs", "hosts": "all", "gather_facts": False, "tasks": tasks}], "bad")
     report = out["plays"][0]["tasks"][-1]["hosts"][NAME]["msg"]
-    assert "== hubs\nVirtual Hub Name,Status\nVPN,Online" in report["before"], report["before"]
-    assert "\nmptcp\n" in report["before"] and "TCP 5555,Listening" in report["before"], report["before"]
+    assert "VPN Server>HubList\nVPN,Online\nVPN Server>ListenerList" in report["before"], report["before"]
+    assert "VPN Server/VPN>UserList\nmptcp,\n" in report["before"], report["before"]
+    assert "TCP 5555,Listening" in report["before"] and "string ListenIP 10.132.0.2" in report["before"], report["before"]
     problems = []
     for (role, role_vars, words), result in zip(CASES, report["cases"]):
         label = "%s %s" % (role, json.dumps(role_vars))
