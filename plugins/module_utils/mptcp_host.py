@@ -369,3 +369,44 @@ def parse_listeners(text):
             address = address.ipv4_mapped
         out.append((str(address), int(hexport, 16)))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Other programs that manage MPTCP endpoints (NetworkManager 1.40+, mptcpd)
+# ---------------------------------------------------------------------------------------------
+NM_MPTCP_VERSION = (1, 40)  # NetworkManager adds and removes MPTCP endpoints from 1.40 on
+NM_DISABLED = re.compile(r"(?m)^\s*connection\.mptcp-flags\s*=\s*(0x0*1|1)\s*$")
+
+
+def parse_units(text):
+    """`systemctl show --property=Id,ActiveState,UnitFileState A B` -> {name: {active, enabled, state}}
+    for NetworkManager and mptcpd (both inactive and 'not found' when not shown)."""
+    missing = {"active": False, "enabled": False, "state": "not found"}
+    units = {"NetworkManager": dict(missing), "mptcpd": dict(missing)}
+    for block in (text or "").split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if "Id" not in props:
+            continue
+        name = re.sub(r"[.]service$", "", props["Id"])
+        active, file_state = props.get("ActiveState", ""), props.get("UnitFileState", "")
+        units[name] = {"active": active in ("active", "activating", "reloading"),
+                       "enabled": file_state in ("enabled", "enabled-runtime"),
+                       "state": "%s (%s)" % (active or "unknown", file_state or "not installed")}
+    return units
+
+
+def endpoint_managers(units, nm_output=""):
+    """Descriptions of the other programs that manage MPTCP endpoints here (empty: none)."""
+    found = []
+    if units["NetworkManager"]["active"]:
+        lines = (nm_output or "").splitlines()
+        match = re.match(r"^[0-9][0-9.]*", lines[0].strip()) if lines else None
+        version = match.group(0).rstrip(".") if match else "unknown version"
+        numbers = tuple(int(n) for n in version.split(".")[:2] if n.isdigit()) if match else None
+        recent = numbers is None or numbers >= NM_MPTCP_VERSION
+        if recent and not NM_DISABLED.search(nm_output or ""):
+            found.append("NetworkManager %s (NetworkManager.service is active; from 1.40 on it adds and removes MPTCP "
+                         "endpoints for its connections, connection.mptcp-flags)" % version)
+    if units["mptcpd"]["active"] or units["mptcpd"]["enabled"]:
+        found.append("mptcpd (mptcpd.service is %s; its path manager plugins add endpoints)" % units["mptcpd"]["state"])
+    return found

@@ -21,6 +21,8 @@ description:
     allows them and present on the host, C(signal) with C(fullmesh), C(port) without C(signal) or
     in use, more than 8 endpoints, MPTCP disabled while endpoints are given, paths that cannot be
     used by the boot restore, policy tables and priorities.
+  - Also reports the other programs that manage MPTCP endpoints (NetworkManager 1.40+, mptcpd) from
+    C(systemctl show), for the role to stop, take over or go on.
   - Fails with every problem found, each naming the bad value; otherwise returns the plan the role
     applies (canonical values).
   - Never changes anything (also outside check mode).
@@ -145,6 +147,14 @@ kernel:
   description: The release of the kernel that was read.
   returned: always
   type: str
+managers:
+  description:
+    - Other programs that manage MPTCP endpoints on the host, each a sentence naming it and its
+      service - NetworkManager 1.40 or newer (active, unless its configuration sets
+      C(connection.mptcp-flags=0x1)) and mptcpd (active or enabled); empty when none (or no systemd).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -158,7 +168,9 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
     load_ip_json,
 )
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp_host import (
+    endpoint_managers,
     parse_listeners,
+    parse_units,
     plain_rules,
     plan_host,
 )
@@ -205,6 +217,24 @@ def read_kernel(ip, p):
     return kernel
 
 
+def read_managers(module):
+    """Other programs that manage MPTCP endpoints (read-only; none without systemd)."""
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl:
+        return []
+    rc, out, err = module.run_command([systemctl, "show", "--property=Id,ActiveState,UnitFileState",
+                                       "NetworkManager.service", "mptcpd.service"], environ_update={"LC_ALL": "C"})
+    units = parse_units(out if rc == 0 else "")
+    nm_output = ""
+    if units["NetworkManager"]["active"]:
+        nm = module.get_bin_path("NetworkManager", opt_dirs=["/usr/sbin", "/sbin"])
+        if nm:
+            rc, version, err = module.run_command([nm, "--version"], environ_update={"LC_ALL": "C"})
+            rc2, config, err = module.run_command([nm, "--print-config"], environ_update={"LC_ALL": "C"})
+            nm_output = version + config
+    return endpoint_managers(units, nm_output)
+
+
 def main():
     options = dict(
         enabled=dict(type="raw", default=True),
@@ -226,7 +256,7 @@ def main():
     module = AnsibleModule(argument_spec=options, supports_check_mode=True)
     p = module.params
     ip = IpMptcp(module, p["netns"])
-    result = dict(changed=False, kernel=os.uname()[2])
+    result = dict(changed=False, kernel=os.uname()[2], managers=read_managers(module))
     try:
         kernel = read_kernel(ip, p)
         result["plan"] = plan_host(p, kernel)

@@ -11,7 +11,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.multipath.mptcp.plugins.filter import restore_steps
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import MptcpError
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp_host import (
+    endpoint_managers,
     parse_listeners,
+    parse_units,
     plain_rules,
     plan_host,
     valid_ifname,
@@ -177,3 +179,23 @@ def test_program_refuses_bad_plans(plan, words):
 def test_program_shows_commands_quoted_for_reading():
     program = load_program()
     assert program.shown(["ip", "link", "show", "dev", "e;x", "100\n", ""]) == 'ip link show dev "e;x" "100\\n" ""'
+
+
+SHOW = ("Id=NetworkManager.service\nActiveState=active\nUnitFileState=enabled\n\n"
+        "Id=mptcpd.service\nActiveState=inactive\nUnitFileState=enabled\n")
+
+
+@pytest.mark.parametrize("show, nm, found", [
+    ("", "", []),  # no systemd output: nothing runs
+    (SHOW, "1.42.4\n[main]\n", ["NetworkManager 1.42.4 (NetworkManager.service is active; from 1.40 on",
+                                "mptcpd (mptcpd.service is inactive (enabled); its path manager plugins add endpoints)"]),
+    (SHOW, "1.38.0\n", ["mptcpd (mptcpd.service is inactive (enabled)"]),  # too old to manage endpoints
+    (SHOW, "1.42.4\n[connection-x]\nconnection.mptcp-flags=0x1\n", ["mptcpd"]),  # told not to
+    (SHOW.replace("UnitFileState=enabled\n", "UnitFileState=disabled\n"), "weird\n",
+     ["NetworkManager unknown version (NetworkManager.service is active"]),
+])
+def test_other_endpoint_managers(show, nm, found):
+    managers = endpoint_managers(parse_units(show), nm)
+    assert len(managers) == len(found)
+    for text, start in zip(managers, found):
+        assert text.startswith(start), text
