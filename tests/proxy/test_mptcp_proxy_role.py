@@ -247,3 +247,26 @@ def test_bad_inputs_change_nothing(host, converged):
     assert problems == [], "\n".join(problems)
     assert len(BAD) >= 10
     assert snapshot() == before
+
+
+def test_start_failure_reports_the_journal(host, converged):
+    """A unit that does not come up (here an ExecStartPre= that fails, planted by the
+    test): the role fails, names the unit and shows the end of its journal."""
+    dropin = "/etc/systemd/system/mptcp-proxy@broken.service.d"
+    lc.dexec(NAME, "mkdir", "-p", dropin)
+    lc.dexec(NAME, "sh", "-c", "printf '[Service]\\nExecStartPre=/bin/sh -c \"echo planted "
+             "failure; exit 3\"\\n' > %s/zz-test.conf" % dropin)
+    broken = dict(CLIENT, mptcp_proxy_instance="broken", mptcp_proxy_port=26666)
+    try:
+        out = run(host, [role_task(broken)], "broken")
+        # The start task fails, its rescue reads the journal and fails with it.
+        failure = failures(out)[-1]
+        assert failure[0].endswith("Report why the instance does not listen"), failures(out)
+        assert "mptcp-proxy@broken.service did not start listening on 127.0.0.1 port 26666" \
+            in failure[1]
+        assert "planted failure" in failure[1]  # the journal tail
+    finally:
+        lc.dexec(NAME, "rm", "-rf", dropin + "/zz-test.conf")
+        out = run(host, [role_task(dict(broken, mptcp_proxy_state="absent"))], "broken-absent")
+        assert failures(out) == []
+    assert "26666" not in " ".join(snapshot()["listening"])
