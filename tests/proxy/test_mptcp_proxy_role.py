@@ -71,9 +71,13 @@ def host(tmp_path_factory):
         lc.remove(NAME, NETWORKS)
 
 
-def run(host, tasks, name):
+def run(host, tasks, name, check=False):
     path, inventory = host
-    return lc.run_plays(play(tasks), path / ("%s.json" % name), inventory)
+    plays = play(tasks)
+    if check:
+        plays[0]["check_mode"] = True
+        plays[0]["diff"] = True
+    return lc.run_plays(plays, path / ("%s.json" % name), inventory)
 
 
 def failures(out):
@@ -270,3 +274,16 @@ def test_start_failure_reports_the_journal(host, converged):
         out = run(host, [role_task(dict(broken, mptcp_proxy_state="absent"))], "broken-absent")
         assert failures(out) == []
     assert "26666" not in " ".join(snapshot()["listening"])
+
+
+def test_check_mode_changes_nothing(host, converged):
+    """Check mode: a new instance and a changed one are reported, nothing is changed."""
+    before = snapshot()
+    tasks = [role_task(dict(SERVER, mptcp_proxy_max_connections=10), "Changed instance"),
+             role_task(dict(CLIENT, mptcp_proxy_instance="dry", mptcp_proxy_port=27777),
+                       "New instance")]
+    out = run(host, tasks, "check", check=True)
+    assert failures(out) == []
+    changed = lc.changed_tasks(out["plays"][0], NAME)
+    assert "Write the arguments of this instance" in changed
+    assert snapshot() == before
