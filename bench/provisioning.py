@@ -18,7 +18,8 @@ Scale: bench/scale_inventory.py writes N client/server pairs of the simple topol
 check.yml, timed, over the Docker connection and over SSH (a key made for the run); the cost of an
 added pair is (t(N) - t(1)) / (N - 1). The scale labs are removed at the end.
 
-Every lab is held under its lock /tmp/multipath-mptcp-lab-<lab>.lock (tests/lablock.py's scheme),
+The lab image is built or reused first (playbooks/lab_image.yml, not timed). Every lab is held
+under its lock /tmp/multipath-mptcp-lab-<lab>.lock (tests/lablock.py's scheme),
 so a test run never shares a lab with the bench. Nothing is made up: a step that fails is
 reported with its rc and log file, and its figures are absent.
 """
@@ -177,14 +178,16 @@ def scale(counts, out_dir, lock_wait, ssh):
             rows.append(row)
         playbook("lab_down.yml", inventory=inv_all,
                  log_path=os.path.join(out_dir, "scale-%s-down.log" % transport))
-    first = rows[0] if rows and rows[0]["pairs"] == 1 and "error" not in rows[0] else None
-    for row in rows:
-        if first and row is not first and "error" not in row:
-            row["per_added_pair_s"] = {
-                step: round((row[step]["seconds"] - first[step]["seconds"]) / (row["pairs"] - 1), 2)
-                for step in ("lab_up", "configure", "check")}
-            row["ratio_to_1"] = {step: round(row[step]["seconds"] / first[step]["seconds"], 2)
-                                 for step in ("lab_up", "configure", "check")}
+    # per step, against N = 1 of the same connection, wherever both runs of that step passed
+    ok = lambda row, step: row.get(step, {}).get("rc") == 0  # noqa: E731
+    first = rows[0] if rows and rows[0]["pairs"] == 1 else None
+    for row in rows[1:] if first else []:
+        steps = [step for step in ("lab_up", "configure", "check") if ok(first, step) and ok(row, step)]
+        row["per_added_pair_s"] = {
+            step: round((row[step]["seconds"] - first[step]["seconds"]) / (row["pairs"] - 1), 2)
+            for step in steps}
+        row["ratio_to_1"] = {step: round(row[step]["seconds"] / first[step]["seconds"], 2)
+                             for step in steps}
     return rows
 
 
@@ -222,23 +225,28 @@ def table(prov, scale_rows):
         lines.append("Scale: N pairs of simple (wall s; per added pair = (t(N) - t(1)) / (N - 1))")
         lines.append("  %-7s %5s %9s %10s %9s %22s" % ("conn", "N", "lab_up", "configure",
                                                        "check", "configure per added pair"))
+        fig = lambda row, step: ("%.1f" % row[step]["seconds"] if row[step]["rc"] == 0  # noqa: E731
+                                 else "rc=%d" % row[step]["rc"]) if step in row else "-"
         for row in scale_rows:
-            if "error" in row:
-                lines.append("  %-7s %5d error: %s" % (row["connection"], row["pairs"],
-                                                       row["error"]))
-                continue
             extra = row.get("per_added_pair_s", {}).get("configure")
-            lines.append("  %-7s %5d %9.1f %10.1f %9.1f %22s" % (
-                row["connection"], row["pairs"], row["lab_up"]["seconds"],
-                row["configure"]["seconds"], row["check"]["seconds"],
-                "-" if extra is None else "%.1f (N/1: %.2fx)" % (
+            lines.append("  %-7s %5d %9s %10s %9s %22s" % (
+                row["connection"], row["pairs"], fig(row, "lab_up"), fig(row, "configure"),
+                fig(row, "check"), "-" if extra is None else "%.1f (N/1: %.2fx)" % (
                     extra, row["ratio_to_1"]["configure"])))
+            if "error" in row:
+                lines.append("    error: %s" % row["error"])
     return "\n".join(lines)
 
 
 def run_all(out_dir, scenarios, scale_counts, ssh, lock_wait):
     os.makedirs(out_dir, exist_ok=True)
     result = {"provision": [], "scale": []}
+    # The figures are from no lab with the image present: build or reuse it first, untimed.
+    image = playbook("lab_image.yml", log_path=os.path.join(out_dir, "provision-image.log"))
+    result["image"] = {"rc": image["rc"], "seconds": image["seconds"], "changed": image["changed"]}
+    if image["rc"] != 0:
+        result["error"] = "lab_image.yml failed (rc %d), see %s" % (image["rc"], image["log"])
+        return result
     for scenario in scenarios:
         try:
             result["provision"].append(provision(scenario, out_dir, lock_wait))
