@@ -62,6 +62,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import MptcpError, ifname_problem, validate_table
+from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp_host import check_path
 
 # Units of tc (iproute2 tc/tc_util.c get_rate, get_size, get_time), compared without regard to case.
 RATE_UNITS = {  # bit/s
@@ -342,13 +343,11 @@ def router_gateways_from_run(routes):
 
 
 def router_path_problems(values):
-    """Paths the role writes (name -> value): absolute, no white space, control characters or quotes."""
+    """Paths the role writes (name -> value), by the rule of mptcp_host and boot_restore (which
+    writes them into a unit file): absolute, letters, digits and . _ @ + - / only, no '..'."""
     problems = []
     for name, value in sorted((values or {}).items()):
-        text = "" if value is None else str(value)
-        if not text.startswith("/") or re.search(r"[\s\x00-\x1f\x7f'\"\\]", text) or "/../" in text + "/":
-            problems.append("%s %r is not an absolute path without white space, quotes, backslashes, control "
-                            "characters or '..'" % (name, value))
+        check_path(value, name, problems)
     return problems
 
 

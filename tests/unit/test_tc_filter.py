@@ -163,11 +163,13 @@ def test_paths():
     assert tc.router_path_problems({"router_sysctl_file": "/etc/sysctl.d/90-x.conf", "router_persist_dir": "/etc/m"}) == []
     problems = tc.router_path_problems({"router_persist_dir": "/etc/my dir", "router_sysctl_file": "x.conf"})
     assert problems == [
-        "router_persist_dir '/etc/my dir' is not an absolute path without white space, quotes, backslashes, control "
-        "characters or '..'",
-        "router_sysctl_file 'x.conf' is not an absolute path without white space, quotes, backslashes, control "
-        "characters or '..'"]
-    assert tc.router_path_problems({"a": "/etc/../root"}) and tc.router_path_problems({"a": "/etc/x\ny"})
+        "router_persist_dir '/etc/my dir' is not an absolute path of letters, digits and . _ @ + - / (no '..', "
+        "spaces, quotes)",
+        "router_sysctl_file 'x.conf' is not an absolute path of letters, digits and . _ @ + - / (no '..', "
+        "spaces, quotes)"]
+    # what boot_restore refuses in a unit file (systemd expands $ and %), refused here first
+    for bad in ("/etc/../root", "/etc/x\ny", "/etc/a;b", "/etc/$HOME", "/etc/100%", "/etc/a=b", "/etc/'q'"):
+        assert tc.router_path_problems({"router_persist_dir": bad}), bad
 
 
 def test_gateways_made_reachable_by_an_earlier_route_of_the_run():
