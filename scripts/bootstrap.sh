@@ -34,6 +34,15 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "Docker engine did not come up, see /var/log/dockerd.log"; exit 1; }
 fi
 
+# 2b. Room for many systemd containers at once (the test suite runs several labs side by side):
+# each systemd takes inotify instances, and with the kernel's default of 128 per user new
+# containers hang in "initializing". Only ever raised, never lowered.
+if [ "$(sysctl -n fs.inotify.max_user_instances 2>/dev/null || echo 0)" -lt 1024 ]; then
+  log "raising fs.inotify.max_user_instances to 1024 (systemd lab containers)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO sysctl -qw fs.inotify.max_user_instances=1024
+fi
+
 # 3. Python venv from the pinned requirements (reinstalled only when requirements.txt changes).
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
