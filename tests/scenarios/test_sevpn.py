@@ -22,16 +22,23 @@ def vpn_ping(count, timeout):
 
 
 @pytest.fixture(scope="module")
-def sevpn_lab():
-    """`molecule test -s sevpn` with the lab left up for the tests below (lock held until the end
-    of the module); test_molecule_destroy takes it down, the finalizer too if a test failed first."""
+def sevpn_lock():
+    """The sevpn lab's lock, held once for every test of this file (a second flock on another open
+    file in the same process would wait for the first)."""
     with lab_lock("sevpn"):
-        rc, out = molecule("test", "-s", "sevpn", "--destroy", "never")
-        try:
-            yield rc, out
-        finally:
-            if leftovers("sevpn"):
-                molecule("destroy", "-s", "sevpn")
+        yield
+
+
+@pytest.fixture(scope="module")
+def sevpn_lab(sevpn_lock):
+    """`molecule test -s sevpn` with the lab left up for the tests below; test_molecule_destroy
+    takes it down, the finalizer too if a test failed first."""
+    rc, out = molecule("test", "-s", "sevpn", "--destroy", "never")
+    try:
+        yield rc, out
+    finally:
+        if leftovers("sevpn"):
+            molecule("destroy", "-s", "sevpn")
 
 
 def test_molecule_sevpn(sevpn_lab):
@@ -109,16 +116,16 @@ def test_molecule_destroy(sevpn_lab):
     assert leftovers("sevpn") == []
 
 
-def test_installed_sevpn_runs_against_the_lab(installed_collection):
+def test_installed_sevpn_runs_against_the_lab(installed_collection, sevpn_lock):
     assert installed_collection["proc"].returncode == 0
-    with lab_lock("sevpn"):
-        assert lab_containers("sevpn-") == [], "a sevpn lab is already up: the installed copy must bring it up itself"
-        try:
-            proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
-            assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"],
-                          {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
-            assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
-        finally:
-            down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
-        assert down.returncode == 0, down.stdout[-4000:] + down.stderr
-        assert lab_containers("sevpn-") == []
+    # the lab's lock is held by sevpn_lock
+    assert lab_containers("sevpn-") == [], "a sevpn lab is already up: the installed copy must bring it up itself"
+    try:
+        proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
+        assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"],
+                      {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
+        assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
+    finally:
+        down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
+    assert down.returncode == 0, down.stdout[-4000:] + down.stderr
+    assert lab_containers("sevpn-") == []
