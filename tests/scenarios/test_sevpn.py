@@ -1,7 +1,8 @@
 """The sevpn lab (seed 001 "sevpn", the main job: SoftEther VPN carried over MPTCP by the proxies):
-the molecule scenario; on the lab it leaves up, the SoftEther lock-down read back and a VPN server
-restart; then the installed copy of the collection running `multipath.mptcp.sevpn` against a new lab
-from a folder outside the checkout. The tests run in this order and share the lab."""
+the installed copy of the collection brings the lab up from nothing with `multipath.mptcp.sevpn`
+from a folder outside the checkout; molecule's steps then run on that lab (converge and idempotence
+change nothing, verify counts again); on it, the SoftEther lock-down read back and a VPN server
+restart; then molecule destroys it. The tests run in this order and share the lab."""
 import re
 import subprocess
 import time
@@ -10,7 +11,8 @@ import pytest
 
 from galaxy_helpers import assert_passed, lab_containers, play
 from lablock import lab_lock
-from molecule_helpers import assert_scenario_passed, leftovers, molecule
+from molecule_helpers import EXPECTED, assert_scenario_passed, leftovers, molecule, molecule_on_lab
+from vpncmd_helpers import vpncmd as vpncmd_in
 
 
 def vpn_ping(count, timeout):
@@ -29,11 +31,22 @@ def sevpn_lock():
         yield
 
 
+def test_installed_sevpn_brings_up_the_lab_and_passes(installed_collection, sevpn_lock):
+    assert installed_collection["proc"].returncode == 0
+    if lab_containers("sevpn-"):  # left by an interrupted run
+        play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
+    assert lab_containers("sevpn-") == []
+    proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
+    assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"], EXPECTED["sevpn"])
+    assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def sevpn_lab(sevpn_lock):
-    """`molecule test -s sevpn` with the lab left up for the tests below; test_molecule_destroy
-    takes it down, the finalizer too if a test failed first."""
-    rc, out = molecule("test", "-s", "sevpn", "--destroy", "never")
+    """molecule's steps on the lab the installed copy brought up (from nothing if it did not), the
+    lab left up for the tests below; test_molecule_destroy takes it down, the finalizer too if a
+    test failed first."""
+    rc, out = molecule_on_lab("sevpn")
     try:
         yield rc, out
     finally:
@@ -62,9 +75,7 @@ HUBPW = "lab-only-hub-password"
 
 
 def vpncmd(*args):
-    res = subprocess.run(["docker", "exec", SERVER, "timeout", "15", "vpncmd"] + list(args),
-                         capture_output=True, text=True)
-    return res.returncode, res.stdout + res.stderr
+    return vpncmd_in(SERVER, *args)
 
 
 @pytest.mark.parametrize("access", [["/HUB:VPN", "/PASSWORD:", "/CMD", "UserList"], ["/PASSWORD:", "/CMD", "HubList"]],
@@ -114,18 +125,3 @@ def test_molecule_destroy(sevpn_lab):
     destroy_rc, destroy_out = molecule("destroy", "-s", "sevpn")
     assert destroy_rc == 0, destroy_out[-3000:]
     assert leftovers("sevpn") == []
-
-
-def test_installed_sevpn_runs_against_the_lab(installed_collection, sevpn_lock):
-    assert installed_collection["proc"].returncode == 0
-    # the lab's lock is held by sevpn_lock
-    assert lab_containers("sevpn-") == [], "a sevpn lab is already up: the installed copy must bring it up itself"
-    try:
-        proc = play(installed_collection, "multipath.mptcp.sevpn", timeout=2400)
-        assert_passed(proc, ["sevpn-client-proxy", "sevpn-client-vpn", "sevpn-server-vpn"],
-                      {"CREATED": 2, "ESTABLISHED": 2, "ANNOUNCED": 2, "SF_ESTABLISHED": 2, "CLOSED": 2})
-        assert "MPTCP check passed on sevpn-client-proxy" in proc.stdout
-    finally:
-        down = play(installed_collection, "multipath.mptcp.lab_down", "-e", "lab_group=sevpn", timeout=600)
-    assert down.returncode == 0, down.stdout[-4000:] + down.stderr
-    assert lab_containers("sevpn-") == []
