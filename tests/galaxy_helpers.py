@@ -7,7 +7,8 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 VENV_PY = os.path.join(BIN, "python")
-VERSION = "0.1.0"
+with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as _galaxy:
+    VERSION = re.search(r"^version: *(\S+)", _galaxy.read(), re.M).group(1)
 
 
 def run(cmd, cwd=ROOT, timeout=1200, env=None):

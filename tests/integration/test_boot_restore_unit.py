@@ -168,3 +168,21 @@ def test_bad_restore_input_changes_nothing(host, tmp_path):
         if read.strip() != before.strip():
             problems.append("case %d %r changed:\n%s\n%s" % (index, variables, before, read))
     assert not problems, "\n".join(problems)
+
+
+def test_plan_refused_by_the_program_changes_nothing(host, tmp_path):
+    """boot_restore_unit checks the plan with the program's --check before it is put in place: a plan
+    the program refuses fails the task, and the plan, the unit and their state stay as they were."""
+    before = dexec(NAME, "sh", "-c", READ_BACK, "sh", *FILES).stdout
+    task = {"name": "bad plan", "multipath.mptcp.boot_restore_unit": {
+        "unit": UNITS[0], "unit_content": "[Unit]\nDescription=x\n",
+        "plan": "/etc/multipath-mptcp/mptcp_host.json", "plan_content": '{"version": 1, "steps": "x"}\n',
+        "program": "/usr/local/libexec/multipath-mptcp-restore",
+        "program_content": dexec(NAME, "cat", "/usr/local/libexec/multipath-mptcp-restore").stdout}}
+    out = run_plays([{"name": "bad plan", "hosts": NAME, "gather_facts": False, "tasks": [task]}],
+                    tmp_path / "plan.json", host)
+    result = out["plays"][0]["tasks"][0]["hosts"][NAME]
+    assert result.get("failed") and "the restore program refused the plan for /etc/multipath-mptcp/mptcp_host.json" \
+        in result["msg"], result
+    assert dexec(NAME, "sh", "-c", READ_BACK, "sh", *FILES).stdout == before
+    assert dexec(NAME, "sh", "-c", "ls -A /etc/multipath-mptcp | grep -c '^[.]check'", check=False).stdout.strip() == "0"
