@@ -448,6 +448,25 @@ def test_refused_remote_then_serves_next(make_proxy, make_backend):
 
 
 @needs_mptcp
+def test_backend_reset_before_any_byte_is_a_reset_for_the_application(chain, make_backend):
+    """The backend accepts and resets at once: nothing was relayed, so both proxies reset (the
+    MPTCP connection with MP_FASTCLOSE) and the application gets a reset, not an orderly end."""
+    def reset_at_once(conn, _backend):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    backend = make_backend(reset_at_once)
+    client, server, client_port, _server_port = chain(backend.port)
+    with pytest.raises(ConnectionResetError):
+        with socket.create_connection(("127.0.0.1", client_port), timeout=10) as sock:
+            sock.recv(10)
+    # Each proxy meets the reset after its connect() completed (a closed line with nothing
+    # relayed) or, when the reset came first, as the connect's own error (a failed line).
+    for proxy in (server, client):
+        proxy.wait_log(r"conn=1 (closed .* up=0 down=0 .*error='(remote|peer): Connection reset by "
+                       r"peer'|failed .*: Connection reset by peer; client connection reset)")
+
+
+@needs_mptcp
 def test_fallback_to_tcp_is_reported(make_proxy, make_backend):
     """Client mode towards a plain TCP server: works, and the log says so."""
     backend = make_backend(echo)  # plain TCP: no MP_CAPABLE in its SYN/ACK
