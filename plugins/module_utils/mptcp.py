@@ -562,6 +562,14 @@ def endpoint_matches(current, want, ignore_flags=()):
     return not (differing - set(ignore_flags))
 
 
+def find_endpoint(endpoints, want):
+    """The user-made endpoint of `want`'s address and port, or None."""
+    for ep in endpoints:
+        if ep["address"] == want["address"] and ep.get("port") == want.get("port") and not ep["implicit"]:
+            return ep
+    return None
+
+
 def plan_endpoint(current, want, state):
     """Return the list of actions that bring `current` (parsed endpoints) to `want`.
 

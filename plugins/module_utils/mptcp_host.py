@@ -19,7 +19,9 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
     USER_FLAGS,
     MptcpError,
     canonical_address,
+    find_endpoint,
     ordered_flags,
+    plan_endpoint,
     validate_endpoint,
 )
 
@@ -300,6 +302,35 @@ def plan_policy(p, kernel, endpoints_in, errors):
     return entries, stale
 
 
+def parse_sysctl_file(text):
+    """{name: value} of a sysctl.d file, read the way ansible.posix.sysctl reads it (the last line wins)."""
+    out = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        out[name.strip()] = " ".join(value.split())
+    return out
+
+
+def pending_sysctls(planned, running, file_text):
+    """The planned sysctls that ansible.posix.sysctl would change: the running value or the file's differs.
+
+    `running`: {full name: value as read from /proc/sys}; a name missing there counts as differing.
+    """
+    in_file = parse_sysctl_file(file_text)
+    return [s for s in planned
+            if " ".join(str(running.get(s["name"], "")).split()) != s["value"] or in_file.get(s["name"]) != s["value"]]
+
+
+def endpoints_in_place(planned, current):
+    """The kernel's endpoint for each planned one (as mptcp_endpoint returns it) when none needs a change, else None."""
+    if any(plan_endpoint(current, want, "present") for want in planned):
+        return None
+    return [find_endpoint(current, want) for want in planned]
+
+
 def plan_host(p, kernel):
     """Check every input of role mptcp_host against the kernel's state; return the plan.
 
@@ -327,9 +358,12 @@ def plan_host(p, kernel):
     return dict(
         enabled=enabled,
         sysctls=sysctls,
+        sysctls_pending=pending_sysctls(sysctls, kernel.get("sysctl_values", {}), kernel.get("sysctl_file", "")),
         limits=limits,
         limits_after=limits_after,
+        limits_pending=any(kernel["limits"].get(k) != v for k, v in limits.items()),
         endpoints=endpoints,
+        endpoints_in_place=endpoints_in_place(endpoints, kernel["endpoints"]),
         purge=purge,
         policy=policy,
         policy_stale=stale,

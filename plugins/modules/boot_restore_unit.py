@@ -110,66 +110,24 @@ import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.multipath.mptcp.plugins.module_utils.host_files import (
+    UNIT_DIR,
+    HostFiles,
+    Systemctl,
+    has_systemd,
+)
 
-UNIT_DIR = "/etc/systemd/system"
 UNIT_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+[.]service\Z")
-
-
-def read(path):
-    """(content, mode) of a file, (None, None) when it does not exist."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        return data.decode("utf-8", "replace"), os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return None, None
-
-
-def write_atomic(path, content, mode):
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content.encode("utf-8"))
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Restore:
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.changed_files = []
-        self.diff = {"before": "", "after": ""}
+        self.files = HostFiles(module)
+        self.systemctl = Systemctl(module, self.files)
 
-    def note(self, path, before, after):
-        self.changed_files.append(path)
-        self.diff["before"] += "# %s\n%s" % (path, before or "")
-        self.diff["after"] += "# %s\n%s" % (path, after or "")
-
-    def systemctl(self, *args):
-        rc, out, err = self.module.run_command(["systemctl"] + list(args))
-        return rc, out.strip(), err.strip()
-
-    def ensure_file(self, path, content, mode, check_with=None):
-        old, old_mode = read(path)
-        if old == content and old_mode == mode:
-            return False
-        self.note(path, old if old != content else "(mode %s)\n" % oct(old_mode or 0),
-                  content if old != content else "(mode %s)\n" % oct(mode))
-        if self.module.check_mode:
-            return True
-        if check_with:
-            self.check_plan(check_with, path, content)
-        write_atomic(path, content, mode)
-        return True
-
-    def check_plan(self, program, path, content):
+    def check_plan(self, path, content):
         """The program's --check on a temporary copy of the plan, next to where it goes."""
         folder = os.path.dirname(path)
         os.makedirs(folder, mode=0o755, exist_ok=True)
@@ -177,26 +135,13 @@ class Restore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(content.encode("utf-8"))
-            rc, out, err = self.module.run_command([program, "--check", tmp])
+            rc, out, err = self.module.run_command([self.params["program"], "--check", tmp])
         finally:
             os.unlink(tmp)
         if rc != 0:
             self.module.fail_json(msg="the restore program refused the plan for %s (nothing of the plan was "
                                       "changed): %s" % (path, (err or out).strip()),
-                                  changed_files=self.changed_files)
-
-    def remove(self, path):
-        old, _mode = read(path)
-        if old is None and not os.path.lexists(path):
-            return False
-        self.note(path, old, None)
-        if not self.module.check_mode:
-            os.unlink(path)
-        return True
-
-    def enabled(self, unit):
-        rc, out, _err = self.systemctl("is-enabled", unit)
-        return rc == 0 and out == "enabled"
+                                  changed_files=self.files.changed_files)
 
     def present(self):
         p = self.params
@@ -204,19 +149,19 @@ class Restore:
             if p[key] is None:
                 self.module.fail_json(msg="%s is required with state=present" % key)
         unit_path = os.path.join(UNIT_DIR, p["unit"])
-        self.ensure_file(p["program"], p["program_content"], 0o755)
-        self.ensure_file(p["plan"], p["plan_content"], 0o644, check_with=p["program"])
+        self.files.ensure_file(p["program"], p["program_content"], 0o755)
+        self.files.ensure_file(p["plan"], p["plan_content"], 0o644, before_write=self.check_plan)
         for path in p["obsolete"]:
-            self.remove(path)
-        unit_changed = self.ensure_file(unit_path, p["unit_content"], 0o644)
+            self.files.remove(path)
+        unit_changed = self.files.ensure_file(unit_path, p["unit_content"], 0o644)
         if unit_changed and not self.module.check_mode:
-            self.run_or_fail("daemon-reload")
-        enabled = self.enabled(p["unit"]) if not unit_changed or not self.module.check_mode else False
-        changed = bool(self.changed_files)
+            self.systemctl.run_or_fail("daemon-reload")
+        enabled = self.systemctl.is_enabled(p["unit"]) if not unit_changed or not self.module.check_mode else False
+        changed = bool(self.files.changed_files)
         if not enabled:
             changed = True
             if not self.module.check_mode:
-                self.run_or_fail("enable", p["unit"])
+                self.systemctl.run_or_fail("enable", p["unit"])
                 enabled = True
         return changed, enabled
 
@@ -224,22 +169,16 @@ class Restore:
         p = self.params
         unit_path = os.path.join(UNIT_DIR, p["unit"])
         changed = False
-        if os.path.exists(unit_path) and self.enabled(p["unit"]):
+        if os.path.exists(unit_path) and self.systemctl.is_enabled(p["unit"]):
             changed = True
             if not self.module.check_mode:
-                self.run_or_fail("disable", p["unit"])
-        unit_removed = self.remove(unit_path)
+                self.systemctl.run_or_fail("disable", p["unit"])
+        unit_removed = self.files.remove(unit_path)
         for path in [p["plan"]] + p["obsolete"]:
-            self.remove(path)
+            self.files.remove(path)
         if unit_removed and not self.module.check_mode:
-            self.run_or_fail("daemon-reload")
-        return changed or bool(self.changed_files), False
-
-    def run_or_fail(self, *args):
-        rc, out, err = self.systemctl(*args)
-        if rc != 0:
-            self.module.fail_json(msg="systemctl %s failed (rc %d): %s" % (" ".join(args), rc, err or out),
-                                  changed_files=self.changed_files)
+            self.systemctl.run_or_fail("daemon-reload")
+        return changed or bool(self.files.changed_files), False
 
 
 def main():
@@ -262,13 +201,13 @@ def main():
     for key in ("plan", "program"):
         if not os.path.isabs(p[key]) or ".." in p[key].split("/"):
             module.fail_json(msg="%s %r is not an absolute path without '..'" % (key, p[key]))
-    if not os.path.isdir("/run/systemd/system"):
+    if not has_systemd():
         module.exit_json(changed=False, systemd=False, changed_files=[], enabled=False)
     restore = Restore(module)
     changed, enabled = restore.present() if p["state"] == "present" else restore.absent()
-    result = dict(changed=changed, systemd=True, changed_files=restore.changed_files, enabled=enabled)
-    if module._diff and restore.changed_files:
-        result["diff"] = restore.diff
+    result = dict(changed=changed, systemd=True, changed_files=restore.files.changed_files, enabled=enabled)
+    if module._diff and restore.files.changed_files:
+        result["diff"] = restore.files.diff
     module.exit_json(**result)
 
 

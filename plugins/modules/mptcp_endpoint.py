@@ -151,6 +151,7 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
     apply_plan,
     endpoints_text,
     fail_from,
+    find_endpoint,
     ordered_flags,
     plan_endpoint,
     validate_endpoint,
@@ -173,13 +174,6 @@ def run_actions(ip, actions):
                 except MptcpError:
                     pass
         raise
-
-
-def find(endpoints, want):
-    for ep in endpoints:
-        if ep["address"] == want["address"] and ep.get("port") == want.get("port") and not ep["implicit"]:
-            return ep
-    return None
 
 
 def main():
@@ -228,7 +222,7 @@ def main():
 
     result["endpoints"] = after
     if p["state"] == "present":
-        result["endpoint"] = find(after, want)
+        result["endpoint"] = find_endpoint(after, want)
     if module._diff:
         where = " (netns %s)" % p["netns"] if p["netns"] else ""
         result["diff"] = dict(

@@ -117,6 +117,15 @@ plan:
       description: The sysctls to set, C({name, value}), C(net.mptcp.enabled) first, then the others and rp_filter.
       type: list
       elements: dict
+    sysctls_pending:
+      description:
+        - The entries of RV(plan.sysctls) whose running value or whose line in C(sysctl_file) differs
+          (the ones M(ansible.posix.sysctl) would change); the role sets only these.
+      type: list
+      elements: dict
+    limits_pending:
+      description: Whether a given limit differs from the kernel's (the role sets the limits only then).
+      type: bool
     limits:
       description: The limits given (converted to int).
       type: dict
@@ -125,6 +134,13 @@ plan:
       type: dict
     endpoints:
       description: The endpoints, C({address, dev, id, port, flags}), addresses canonical.
+      type: list
+      elements: dict
+    endpoints_in_place:
+      description:
+        - When every endpoint of RV(plan.endpoints) is already in the kernel as asked, the kernel's
+          endpoints (as M(multipath.mptcp.mptcp_endpoint) returns them, with their ids), in the same
+          order; C(null) when at least one needs a change (the role then sets them all).
       type: list
       elements: dict
     purge:
@@ -182,6 +198,25 @@ def read_json(ip, *args):
     return load_ip_json(out, " ".join(cmd))
 
 
+def read_text(path):
+    """The text of a file on the host, "" when it is missing or unreadable (or the path is not a string)."""
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except (IOError, OSError, TypeError, ValueError):
+        return ""
+
+
+def read_sysctl_values(ip, mptcp):
+    """The running values of the sysctls the role may set: net.mptcp.* (already read) and rp_filter."""
+    values = dict(("net.mptcp.%s" % name, str(value)) for name, value in mptcp.items())
+    for scope in ("all", "default"):
+        rc, out, err = ip.run(ip.ns_cmd("cat", "/proc/sys/net/ipv4/conf/%s/rp_filter" % scope), check=False)
+        if rc == 0:
+            values["net.ipv4.conf.%s.rp_filter" % scope] = out.strip()
+    return values
+
+
 def read_kernel(ip, p):
     ip.check_netns()
     sysctls = ip.sysctls()
@@ -199,7 +234,8 @@ def read_kernel(ip, p):
                 pass
         links[link["ifname"]] = addresses
     kernel = dict(sysctls=sysctls, links=links, endpoints=ip.endpoints(), limits=ip.limits(),
-                  release=os.uname()[2], main4=[], main6=[], rules=[], listeners=[])
+                  release=os.uname()[2], main4=[], main6=[], rules=[], listeners=[],
+                  sysctl_values=read_sysctl_values(ip, sysctls), sysctl_file=read_text(p["sysctl_file"]))
     endpoints = p["endpoints"] if isinstance(p["endpoints"], list) else []
     if any(isinstance(e, dict) and e.get("port") is not None for e in endpoints):
         for name in ("tcp", "tcp6"):

@@ -263,9 +263,10 @@ def test_start_failure_reports_the_journal(host, converged):
     broken = dict(CLIENT, mptcp_proxy_instance="broken", mptcp_proxy_port=26666)
     try:
         out = run(host, [role_task(broken)], "broken")
-        # The start task fails, its rescue reads the journal and fails with it.
+        # The start fails; the module reads the journal and fails with it.
         failure = failures(out)[-1]
-        assert failure[0].endswith("Report why the instance does not listen"), failures(out)
+        assert failure[0].endswith("Install and start the instance (program, unit, arguments, address filter)"), \
+            failures(out)
         assert "mptcp-proxy@broken.service did not start listening on 127.0.0.1 port 26666" \
             in failure[1]
         assert "planted failure" in failure[1]  # the journal tail
@@ -285,5 +286,5 @@ def test_check_mode_changes_nothing(host, converged):
     out = run(host, tasks, "check", check=True)
     assert failures(out) == []
     changed = lc.changed_tasks(out["plays"][0], NAME)
-    assert "Write the arguments of this instance" in changed
+    assert "Install and start the instance (program, unit, arguments, address filter)" in changed
     assert snapshot() == before

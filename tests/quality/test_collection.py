@@ -17,11 +17,11 @@ def run(cmd, cwd=ROOT, timeout=1200):
 
 def test_contract_modules_exist():
     assert MODULES == ["boot_restore_unit", "ip_route", "ip_rule", "mptcp_endpoint", "mptcp_host_plan", "mptcp_info",
-                       "mptcp_limits", "mptcp_monitor"]
+                       "mptcp_limits", "mptcp_monitor", "mptcp_proxy_instance"]
 
 
 # Modules that act on the host's files and systemd units, not on a network namespace.
-HOST_ONLY = {"boot_restore_unit"}
+HOST_ONLY = {"boot_restore_unit", "mptcp_proxy_instance"}
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -1,7 +1,7 @@
 """The sevpn lab (seed 001 "sevpn", the main job: SoftEther VPN carried over MPTCP by the proxies):
 the installed copy of the collection brings the lab up from nothing with `multipath.mptcp.sevpn`
-from a folder outside the checkout; molecule's steps then run on that lab (converge and idempotence
-change nothing, verify counts again); on it, the SoftEther lock-down read back and a VPN server
+from a folder outside the checkout; molecule's steps then run on that lab (converge, the second run,
+changes nothing; verify counts again); on it, the SoftEther lock-down read back and a VPN server
 restart; then molecule destroys it. The tests run in this order and share the lab."""
 import re
 import subprocess
@@ -46,9 +46,9 @@ def sevpn_lab(sevpn_lock):
     """molecule's steps on the lab the installed copy brought up (from nothing if it did not), the
     lab left up for the tests below; test_molecule_destroy takes it down, the finalizer too if a
     test failed first."""
-    rc, out = molecule_on_lab("sevpn")
+    rc, out, second_run = molecule_on_lab("sevpn")
     try:
-        yield rc, out
+        yield rc, out, second_run
     finally:
         if leftovers("sevpn"):
             molecule("destroy", "-s", "sevpn")
@@ -56,9 +56,9 @@ def sevpn_lab(sevpn_lock):
 
 def test_molecule_sevpn(sevpn_lab):
     """sevpn passes: counts, idempotence, 5/5 pings, bytes on both paths."""
-    rc, out = sevpn_lab
+    rc, out, second_run = sevpn_lab
     assert rc == 0, out[-6000:]
-    assert_scenario_passed("sevpn", out)
+    assert_scenario_passed("sevpn", out, second_run)
     assert "ping 10.100.1.3: 5/5 replies" in out
     paths = dict(re.findall(r"'  (eth[01])\s+(\d+) received\s+\d+ sent'", out))
     assert set(paths) == {"eth0", "eth1"} and all(int(v) > 0 for v in paths.values()), out[-4000:]

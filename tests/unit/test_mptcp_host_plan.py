@@ -13,6 +13,7 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import Mptcp
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp_host import (
     endpoint_managers,
     parse_listeners,
+    parse_sysctl_file,
     parse_units,
     plain_rules,
     plan_host,
@@ -80,6 +81,62 @@ def test_good_plan_canonical_and_converted():
          "connected": ["10.0.2.0/24"]}]
     assert plan["policy_stale"] == [{"priority": 1000, "src": "10.0.9.9", "table": "109", "family": "ipv4"}]
     assert plan["devices"] == ["eth1"]
+
+
+SYSCTL_FILE = """# written by ansible.posix.sysctl
+net.mptcp.enabled=1
+net.ipv4.conf.all.rp_filter = 2
+net.ipv4.conf.default.rp_filter=1
+;net.mptcp.add_addr_timeout=60
+net.ipv4.conf.default.rp_filter=2
+"""
+
+
+def test_sysctl_file_read_as_the_sysctl_module_reads_it():
+    assert parse_sysctl_file(SYSCTL_FILE) == {"net.mptcp.enabled": "1", "net.ipv4.conf.all.rp_filter": "2",
+                                              "net.ipv4.conf.default.rp_filter": "2"}
+
+
+@pytest.mark.parametrize("running, file_text, pending", [
+    # nothing differs: no sysctl task runs
+    ({"net.mptcp.enabled": "1", "net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"},
+     SYSCTL_FILE, []),
+    # the running value differs (the file is right)
+    ({"net.mptcp.enabled": "0", "net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"},
+     SYSCTL_FILE, ["net.mptcp.enabled"]),
+    # the file lacks the line (a commented line does not count), the running value is unknown
+    ({"net.mptcp.enabled": "1", "net.ipv4.conf.all.rp_filter": "2"},
+     SYSCTL_FILE.replace("net.mptcp.enabled=1\n", ""), ["net.mptcp.enabled", "net.ipv4.conf.default.rp_filter"]),
+    # no file at all
+    ({"net.mptcp.enabled": "1", "net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"},
+     "", ["net.mptcp.enabled", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"]),
+])
+def test_only_the_differing_sysctls_are_pending(running, file_text, pending):
+    plan = plan_host(params(), dict(KERNEL, sysctl_values=running, sysctl_file=file_text))
+    assert [s["name"] for s in plan["sysctls"]] == ["net.mptcp.enabled", "net.ipv4.conf.all.rp_filter",
+                                                    "net.ipv4.conf.default.rp_filter"]
+    assert [s["name"] for s in plan["sysctls_pending"]] == pending
+
+
+@pytest.mark.parametrize("limits, pending", [
+    ({}, False), ({"subflows": 1}, False), ({"subflows": "1", "add_addr_accepted": 1}, False),
+    ({"subflows": 2}, True), ({"add_addr_accepted": 0}, True)])
+def test_limits_pending_only_when_a_given_limit_differs(limits, pending):
+    assert plan_host(params(limits=limits), KERNEL)["limits_pending"] is pending
+
+
+@pytest.mark.parametrize("endpoints, in_place", [
+    ([], []),
+    # the kernel's endpoint (id 9, dev eth0, subflow) satisfies these, returned as the kernel has it
+    ([{"address": "10.0.1.2", "flags": ["subflow"]}], [KERNEL["endpoints"][0]]),
+    ([{"address": "10.0.1.2", "dev": "eth0", "id": 9, "flags": ["subflow"]}], [KERNEL["endpoints"][0]]),
+    # another flag, id or a second endpoint: the role sets them all
+    ([{"address": "10.0.1.2", "flags": ["signal"]}], None),
+    ([{"address": "10.0.1.2", "id": 3, "flags": ["subflow"]}], None),
+    ([{"address": "10.0.1.2", "flags": ["subflow"]}, {"address": "10.0.2.2", "flags": ["subflow"]}], None),
+])
+def test_endpoints_in_place_only_when_none_needs_a_change(endpoints, in_place):
+    assert plan_host(params(endpoints=endpoints), KERNEL)["endpoints_in_place"] == in_place
 
 
 @pytest.mark.parametrize("over, words", [

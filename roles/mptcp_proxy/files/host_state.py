@@ -1,9 +1,10 @@
 # Read-only probe run by the mptcp_proxy role before it changes anything:
 #   python3 -c "<this file>" PORT UNIT
-# prints JSON: the host's addresses and on-link prefixes (ip -j addr), the sockets that
+# prints JSON: whether systemd is the init system, the host's addresses and on-link prefixes (ip -j addr), the sockets that
 # listen on PORT with their processes and owners (ss -Hltnpe), whether they belong to
 # the running instance UNIT, and its MainPID (0 if none).
 import json
+import os
 import re
 import subprocess
 import sys
@@ -52,5 +53,5 @@ for line in run("ss", "-Hltnpe", "sport = :%d" % port).splitlines():
     listeners.append({"address": host, "processes": sorted({u[0] for u in users}),
                       "uid": uid, "mine": mine})
 
-print(json.dumps({"addresses": addresses, "prefixes": prefixes, "listeners": listeners,
+print(json.dumps({"systemd": os.path.isdir("/run/systemd/system"), "addresses": addresses, "prefixes": prefixes, "listeners": listeners,
                   "main_pid": main_pid}))
