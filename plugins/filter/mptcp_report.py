@@ -1,45 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: multipath.mptcp contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn mptcp_monitor results into the rows, tables and summary of role mptcp_check."""
+"""Filters that turn mptcp_monitor results into the rows, tables and summary of role mptcp_check.
+
+The file holds five filters: each is documented in the YAML file of its name beside this one
+(mptcp_count_rows.yml, mptcp_table.yml, mptcp_path_bytes.yml, mptcp_path_lines.yml,
+mptcp_summary.yml), which is what ansible-doc reads for a filter of a file without DOCUMENTATION.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-DOCUMENTATION = r"""
-name: mptcp_count_rows
-short_description: Compare mptcp_monitor counts with the expected counts
-version_added: 0.1.0
-description:
-  - One row per expected event (C(event), C(expected), C(seen), C(ok)), then one per other event
-    that was seen (C(expected) null, C(ok) true).
-positional: expected
-options:
-  _input:
-    description: The C(counts) returned by M(multipath.mptcp.mptcp_monitor).
-    type: dict
-    required: true
-  expected:
-    description: Event name -> exact count.
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-rows: "{{ capture.counts | multipath.mptcp.mptcp_count_rows({'CREATED': 2, 'CLOSED': 2}) }}"
-table: "{{ rows | multipath.mptcp.mptcp_table(capture.events, 'simple-client') }}"
-# counters: the output lines of `cat /sys/class/net/IF/statistics/{rx,tx}_bytes` for each IF
-paths: "{{ before.stdout_lines | multipath.mptcp.mptcp_path_bytes(after.stdout_lines, ['eth0', 'eth1']) }}"
-summary: "{{ results | multipath.mptcp.mptcp_summary(nodes) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The rows.
-  type: list
-  elements: dict
-"""
 
 
 def mptcp_count_rows(counts, expected):
