@@ -63,7 +63,8 @@ def installed_collection(galaxy_tarball, tmp_path_factory):
 
 # Folders whose tests bring up Docker labs, longest first: under `pytest -n N --dist loadfile` the
 # files are handed out in collection order, so starting the long ones first shortens the run.
-LAB_FIRST = ("tests/scenarios/test_sevpn.py", "tests/scenarios/", "tests/ssh/", "tests/faults/")
+LAB_FIRST = ("tests/scenarios/test_sevpn.py", "tests/softether/test_softether_hardening.py", "tests/scenarios/",
+             "tests/integration/test_persistence.py", "tests/ssh/", "tests/faults/", "tests/examples/")
 
 
 def pytest_collection_modifyitems(items):

@@ -204,7 +204,7 @@ def test_simple_scenario_rolled_out_over_ssh(tmp_path):
                 assert runs, "no Ansible module logged its run in %s" % host
                 assert {unit for _, unit, _ in runs} == {"ssh.service"}, [r for r in runs if r[1] != "ssh.service"]
                 modules = {m for m, _, _ in runs}
-                assert {"multipath.mptcp.mptcp_limits", "ansible.builtin.systemd_service"} <= modules, sorted(modules)
+                assert {"multipath.mptcp.mptcp_limits", "multipath.mptcp.mptcp_proxy_instance"} <= modules, sorted(modules)
             assert "multipath.mptcp.mptcp_endpoint" in {m for m, _, _ in module_runs("ssh-server")}
             assert "multipath.mptcp.mptcp_monitor" in {m for m, _, _ in module_runs(CHECKER)}
         finally:
