@@ -61,7 +61,8 @@ def molecule(*args):
     return run([os.path.join(BIN, "molecule")] + list(args))
 
 
-RECAP = re.compile(r"^(?P<host>[\w.-]+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s", re.M)
+# a PLAY RECAP line, also as molecule frames it ("  │ host : ok=...")
+RECAP = re.compile(r"^[\s\u2502]*(?P<host>[\w.-]+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s", re.M)
 
 
 def molecule_on_lab(scenario):
