@@ -45,22 +45,47 @@ def mptcp_table(rows, events, host):
     return lines
 
 
-def mptcp_path_bytes(before, after, interfaces):
+def mptcp_path_bytes(before, after, interfaces, backup=None, max_share=0.01):
     """Bytes each interface moved (received + sent) between two readings of its counters.
 
     before/after: the lines of `cat /sys/class/net/IF/statistics/rx_bytes .../tx_bytes` for
     each IF in interfaces, in that order (two lines per interface).
+    backup: the interfaces of backup (standby) paths: each must move less than max_share of the
+    bytes of the other interfaces together (its `share`); every interface must move some bytes.
     """
+    backup = list(backup or [])
     want = 2 * len(interfaces)
     if len(before) != want or len(after) != want:
         raise ValueError("expected %d counter lines for %s, got %d and %d"
                          % (want, ", ".join(interfaces), len(before), len(after)))
+    unknown = [name for name in backup if name not in interfaces]
+    if unknown:
+        raise ValueError("backup interfaces %s are not among the interfaces read (%s)"
+                         % (", ".join(unknown), ", ".join(interfaces)))
     paths = []
     for k, name in enumerate(interfaces):
         rx = int(after[2 * k]) - int(before[2 * k])
         tx = int(after[2 * k + 1]) - int(before[2 * k + 1])
-        paths.append({"interface": name, "rx_bytes": rx, "tx_bytes": tx, "bytes": rx + tx})
+        paths.append({"interface": name, "rx_bytes": rx, "tx_bytes": tx, "bytes": rx + tx,
+                      "backup": name in backup, "ok": rx + tx > 0})
+    active = sum(p["bytes"] for p in paths if not p["backup"])
+    for p in paths:
+        if p["backup"]:
+            p["share"] = float(p["bytes"]) / active if active else None
+            p["max_share"] = float(max_share)
+            p["ok"] = p["ok"] and p["share"] is not None and p["share"] < max_share
     return paths
+
+
+def path_note(path):
+    if path["bytes"] <= 0:
+        return "  NO TRAFFIC"
+    if not path.get("backup"):
+        return ""
+    if path["share"] is None:
+        return "  backup, NO ACTIVE PATH MOVED ANYTHING"
+    return "  backup: %.3f %% of the active paths' bytes (max %g %%)%s" % (
+        100 * path["share"], 100 * path["max_share"], "" if path["ok"] else "  TOO MUCH")
 
 
 def mptcp_path_lines(paths):
@@ -68,8 +93,7 @@ def mptcp_path_lines(paths):
     if not paths:
         return []
     return ["Paths (bytes moved during the check):"] + [
-        "  %-8s %12d received  %12d sent%s" % (p["interface"], p["rx_bytes"], p["tx_bytes"],
-                                             "" if p["bytes"] > 0 else "  NO TRAFFIC")
+        "  %-8s %12d received  %12d sent%s" % (p["interface"], p["rx_bytes"], p["tx_bytes"], path_note(p))
         for p in paths]
 
 

@@ -43,11 +43,37 @@ def test_path_bytes_from_counter_lines():
     after = ["150", "260", "10", "20"]
     paths = mptcp_path_bytes(before, after, ["eth0", "eth1"])
     assert paths == [
-        {"interface": "eth0", "rx_bytes": 50, "tx_bytes": 60, "bytes": 110},
-        {"interface": "eth1", "rx_bytes": 0, "tx_bytes": 0, "bytes": 0},
+        {"interface": "eth0", "rx_bytes": 50, "tx_bytes": 60, "bytes": 110, "backup": False, "ok": True},
+        {"interface": "eth1", "rx_bytes": 0, "tx_bytes": 0, "bytes": 0, "backup": False, "ok": False},
     ]
     assert mptcp_path_lines(paths)[2].endswith("NO TRAFFIC")
     assert mptcp_path_lines([]) == []
+
+
+def test_backup_path_must_move_less_than_its_share_of_the_active_paths():
+    before = ["0", "0", "0", "0"]
+    paths = mptcp_path_bytes(before, ["500000", "500000", "3000", "6000"], ["eth0", "eth1"], ["eth1"])
+    assert paths[1] == {"interface": "eth1", "rx_bytes": 3000, "tx_bytes": 6000, "bytes": 9000,
+                        "backup": True, "ok": True, "share": 0.009, "max_share": 0.01}
+    assert paths[0]["ok"] and not paths[0]["backup"]
+    assert mptcp_path_lines(paths)[2] == ("  eth1             3000 received          6000 sent"
+                                          "  backup: 0.900 % of the active paths' bytes (max 1 %)")
+    # 1 % or more of what the active paths moved: not a standby path
+    paths = mptcp_path_bytes(before, ["500000", "500000", "4000", "6000"], ["eth0", "eth1"], ["eth1"], 0.01)
+    assert not paths[1]["ok"] and paths[1]["share"] == 0.01
+    assert mptcp_path_lines(paths)[2].endswith("(max 1 %)  TOO MUCH")
+    # a backup path that moved nothing (not even its subflow's handshake) is down
+    paths = mptcp_path_bytes(before, ["5", "5", "0", "0"], ["eth0", "eth1"], ["eth1"])
+    assert not paths[1]["ok"] and mptcp_path_lines(paths)[2].endswith("NO TRAFFIC")
+    # no active path moved anything: no share to compare with
+    paths = mptcp_path_bytes(before, ["0", "0", "1", "0"], ["eth0", "eth1"], ["eth1"])
+    assert paths[1]["share"] is None and not paths[1]["ok"]
+    assert mptcp_path_lines(paths)[2].endswith("NO ACTIVE PATH MOVED ANYTHING")
+
+
+def test_path_bytes_rejects_a_backup_interface_it_did_not_read():
+    with pytest.raises(ValueError, match="backup interfaces eth2 are not among the interfaces read"):
+        mptcp_path_bytes(["1", "2"], ["1", "2"], ["eth0"], ["eth2"])
 
 
 def test_path_bytes_rejects_a_short_reading():
