@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything multipath.mptcp needs on a fresh Debian machine that may have only the
 # docker client: Debian packages, a running Docker engine, the Python venv (.venv) from the
-# pinned requirements.txt, and the link that makes this checkout resolve as multipath.mptcp.
+# pinned requirements.txt, pip for ansible-test sanity's own venvs, and the link that makes this
+# checkout resolve as multipath.mptcp.
 # Safe to re-run: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,10 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install -q -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   echo "$want" >"$stamp"
 fi
+
+# 3b. pip for the virtual environments of ansible-test sanity (its tests' requirements then come from
+# PyPI): the pinned pip wheel and the get-pip script ansible-test looks for in ~/.ansible/test/cache.
+.venv/bin/python scripts/ansible_test_pip.py 2> >(grep -v 'is ignored: it is neither' >&2)
 
 # 4. This checkout as the collection multipath.mptcp (ansible.cfg's collections_path).
 mkdir -p .collections/ansible_collections/multipath
