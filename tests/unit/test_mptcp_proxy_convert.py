@@ -213,6 +213,7 @@ def test_command_line_of_the_gateway_options():
 
     for args in (["-m", "client", "-p", "1", "--transparent"],
                  ["-m", "client", "-p", "1", "--transparent", "-r", "10.0.0.1:2", "--mark", "7"],
+                 ["-m", "client", "-p", "1", "--transparent", "--mark", "0x150"],
                  ["-m", "server", "-p", "1", "--convert"],
                  ["-m", "server", "-p", "1", "--convert", "--allow", "10.0.0.0/8:1-65535",
                   "--allow", "[::1/128]:80", "--convert-timeout", "2"]):
@@ -229,13 +230,19 @@ def test_command_line_of_the_gateway_options():
             (["-m", "server", "-p", "1", "--convert", "--allow", "10.0.0.0/8"],
              "argument --allow: '10.0.0.0/8' is not CIDR:PORT"),
             (["-m", "client", "-p", "1", "--transparent", "--mark", "0"],
-             "argument --mark: 0 is outside 1-4294967295")):
+             "argument --mark: 0 is outside 1-0xffffffff"),
+            (["-m", "client", "-p", "1", "--transparent", "--mark", "0x1ffffffff"],
+             "argument --mark: 0x1ffffffff is outside 1-0xffffffff"),
+            (["-m", "client", "-p", "1", "--transparent", "--mark", "fw"],
+             "argument --mark: 'fw' is not a number")):
         res = run(*args)
         assert res.returncode == 2 and message in res.stderr, (args, res.stderr)
     res = subprocess.run(PROXY_CMD + ["--help"], capture_output=True, text=True, check=True)
+    help_text = " ".join(res.stdout.split())
     for text in ("--transparent", "--convert", "--allow CIDR:PORTS", "--convert-timeout",
-                 "--mark MARK", "RFC 8803", "Not Authorized (32)"):
-        assert text in res.stdout, text
+                 "--mark MARK", "RFC 8803 Convert message", "Not Authorized (32)",
+                 "Default: none, every destination is refused"):
+        assert text in help_text, text
 
 
 # --------------------------------------------------------------------------
