@@ -23,7 +23,8 @@ import time
 import pytest
 
 from test_mptcp_proxy import (PROXY, PROXY_CMD, free_port, make_backend, make_proxy,  # noqa: F401
-                              needs_mptcp, recv_all)
+                              recv_all)
+from test_mptcp_proxy import echo as echo_backend
 
 
 def _load():
@@ -275,18 +276,6 @@ def split_reply(got):
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def echo_backend(conn, backend):
-    total = 0
-    while True:
-        chunk = conn.recv(1 << 16)
-        if not chunk:
-            break
-        total += len(chunk)
-        conn.sendall(chunk)
-    conn.shutdown(socket.SHUT_WR)
-    backend.results.append(total)
 
 
 @pytest.fixture
