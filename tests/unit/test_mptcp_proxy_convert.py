@@ -369,23 +369,34 @@ def test_info_tlv_is_answered_with_supported_extensions(converter):
     proxy.wait_log(r"conn=1 peer=\S+ sent an Info TLV")
 
 
-def test_stalled_half_header_refused_in_time_while_others_pass(converter):
-    """Clients that send half a Convert message and stall are refused within
-    --convert-timeout (1 s); good connections beside them relay identical data."""
+def test_bad_clients_refused_in_time_while_others_pass(converter):
+    """Clients that send part of a Convert message and stall are refused within
+    --convert-timeout (1 s); a 64 KiB "header", a TLV of length 0 and a
+    destination not allowed are refused at once; 8 good connections beside them
+    relay identical data, and the backend sees only those 8."""
     proxy, port, backend = converter
     stalled = []
     for cut in (1, 3, 10):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         sock.sendall(connect_msg(backend.port)[:cut])
         stalled.append((sock, time.monotonic()))
-    results = []
+    results, bad = [], []
 
     def good(i):
         data = os.urandom(200_000 + i)
         reply, rest, error, _ = converter_client(port, connect_msg(backend.port), data)
         results.append((reply is not None and reply.tlvs == [], error, sha(rest) == sha(data)))
 
+    def refused(message):
+        reply, rest, error, elapsed = converter_client(port, message, b"data")
+        bad.append((reply.error[0] if reply and reply.error else None, rest, error,
+                    elapsed < 4))
+
     threads = [threading.Thread(target=good, args=(i,)) for i in range(8)]
+    threads += [threading.Thread(target=refused, args=(message,)) for message in (
+        bytes([1, 255, 0, 0, 10, 255]) + os.urandom(64 << 10),
+        bytes([1, 2, 0, 0, 10, 0, 0, 0]),
+        connect_msg(backend.port + 1 if backend.port < 65535 else 1))]
     for thread in threads:
         thread.start()
     for sock, started in stalled:
@@ -398,9 +409,18 @@ def test_stalled_half_header_refused_in_time_while_others_pass(converter):
     for thread in threads:
         thread.join(timeout=30)
     assert results == [(True, None, True)] * 8
+    assert sorted(bad) == [(1, b"", None, True), (1, b"", None, True), (32, b"", None, True)], bad
     assert len(proxy.wait_log(r"refused peer=\S+ destination=-: no whole Convert message "
                               r"within 1s \(--convert-timeout; (1|3|10) bytes came\)", 3)) == 3
+    # refused for what they sent, not by the timeout
+    for reason in (r"Connect TLV of 1020 bytes at byte 4 goes past Total Length",
+                   r"Connect TLV of length 0 at byte 4",
+                   r"not allowed by --allow"):
+        proxy.wait_log(r"refused peer=\S+ destination=\S+: %s" % reason)
+    assert len(proxy.wait_log(r"refused peer=", 6)) == 6
     assert len(proxy.wait_log(r"closed peer=", 8)) == 8
+    assert sorted(backend.wait_results(8)) == sorted(200_000 + i for i in range(8))
+    assert proxy.proc.poll() is None
 
 
 def test_transparent_refuses_connections_made_to_its_own_port(make_proxy):
