@@ -207,19 +207,16 @@ def test_allow_rules_refused(text, message):
         P.parse_allow(text)
 
 
-def test_command_line_of_the_gateway_options():
-    def run(*args):
-        return subprocess.run(PROXY_CMD + list(args) + ["--check-config"],
-                              capture_output=True, text=True, check=False)
-
+def test_command_line_of_the_gateway_options(capsys):
+    """The parser in this process (main() runs the same parse_args), then the
+    program once for --check-config and --help."""
     for args in (["-m", "client", "-p", "1", "--transparent"],
                  ["-m", "client", "-p", "1", "--transparent", "-r", "10.0.0.1:2", "--mark", "7"],
                  ["-m", "client", "-p", "1", "--transparent", "--mark", "0x150"],
                  ["-m", "server", "-p", "1", "--convert"],
                  ["-m", "server", "-p", "1", "--convert", "--allow", "10.0.0.0/8:1-65535",
                   "--allow", "[::1/128]:80", "--convert-timeout", "2"]):
-        res = run(*args)
-        assert res.returncode == 0 and res.stdout == "ok\n", (args, res.stderr)
+        assert P.parse_args(args + ["--check-config"]).check_config is True
     for args, message in (
             (["-m", "client", "-p", "1"], "the following arguments are required: -r/--remote"),
             (["-m", "server", "-p", "1", "--transparent"], "--transparent is for client mode"),
@@ -236,8 +233,18 @@ def test_command_line_of_the_gateway_options():
              "argument --mark: 0x1ffffffff is outside 1-0xffffffff"),
             (["-m", "client", "-p", "1", "--transparent", "--mark", "fw"],
              "argument --mark: 'fw' is not a number")):
-        res = run(*args)
-        assert res.returncode == 2 and message in res.stderr, (args, res.stderr)
+        with pytest.raises(SystemExit) as info:
+            P.parse_args(args)
+        stderr = capsys.readouterr().err
+        assert info.value.code == 2 and message in stderr, (args, stderr)
+    res = subprocess.run(PROXY_CMD + ["-m", "server", "-p", "1", "--convert", "--allow",
+                                      "10.0.0.0/8:1", "--check-config"],
+                         capture_output=True, text=True, check=False)
+    assert (res.returncode, res.stdout) == (0, "ok\n"), res.stderr
+    res = subprocess.run(PROXY_CMD + ["-m", "server", "-p", "1", "--transparent", "-r", "a:1",
+                                      "--check-config"], capture_output=True, text=True,
+                         check=False)
+    assert res.returncode == 2 and "--transparent is for client mode" in res.stderr, res.stderr
     res = subprocess.run(PROXY_CMD + ["--help"], capture_output=True, text=True, check=True)
     help_text = " ".join(res.stdout.split())
     for text in ("--transparent", "--convert", "--allow CIDR:PORTS", "--convert-timeout",
