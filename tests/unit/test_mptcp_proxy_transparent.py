@@ -2,7 +2,8 @@
 
 Network namespaces joined by veth pairs (subnets 10.150.x.0/24 and
 fd00:150:x::/64, no other test uses them), rules written with nft (iptables
-when nft is missing), real MPTCP, nothing mocked:
+when nft is missing; the direct REDIRECT and the TPROXY tests run with each of
+the two that is installed), real MPTCP, nothing mocked:
 
 - REDIRECT (the host's own connections, nat output hook): the application in
   namespace A connects to a server in namespace B by its own address; the rule
@@ -32,9 +33,19 @@ import pytest
 from test_mptcp_proxy import make_proxy, needs_mptcp, needs_root  # noqa: F401
 
 NFT = shutil.which("nft")
-IPTABLES = shutil.which("iptables") and shutil.which("ip6tables")
+IPTABLES = bool(shutil.which("iptables") and shutil.which("ip6tables"))
 needs_netfilter = pytest.mark.skipif(not (NFT or IPTABLES),
                                      reason="neither nft nor iptables/ip6tables is installed")
+# The rules are written with nft where it is installed, else with iptables; the
+# tests marked with `tool` run once with each one that is installed.
+DEFAULT_TOOL = "nft" if NFT else "iptables"
+
+
+def tool_param():
+    return pytest.mark.parametrize("tool", [
+        pytest.param("nft", marks=pytest.mark.skipif(not NFT, reason="nft is not installed")),
+        pytest.param("iptables", marks=pytest.mark.skipif(not IPTABLES,
+                                                          reason="iptables is not installed"))])
 
 PROXY_PORT = 15000     # the client proxy, in its namespace
 SERVER_PROXY_PORT = 4444
@@ -207,10 +218,10 @@ def nft_load(ns, lines):
     assert res.returncode == 0, res.stderr
 
 
-def redirect_rules(ns, rules):
+def redirect_rules(ns, rules, tool=DEFAULT_TOOL):
     """nat output rules in ns: [(family, daddr, dport, to_port)]; the proxy's own
     connections (SO_MARK MARK) are left alone."""
-    if NFT:
+    if tool == "nft":
         lines = ["table inet mpxtp {", " chain out {",
                  "  type nat hook output priority -100; policy accept;",
                  "  meta mark 0x%x return" % MARK]
@@ -237,11 +248,13 @@ def two_hosts(namespaces):
 pytestmark = [needs_root, needs_mptcp, needs_netfilter]
 
 
-def test_redirect_direct_over_mptcp_ipv4_and_ipv6(two_hosts, make_proxy, tmp_path):
+@tool_param()
+def test_redirect_direct_over_mptcp_ipv4_and_ipv6(two_hosts, make_proxy, tmp_path, tool):
     """REDIRECT -> SO_ORIGINAL_DST -> MPTCP to the original destination."""
     a, b = two_hosts
     _server, served = start_server(b, tmp_path, echo=[80])
-    redirect_rules(a, [(4, "10.150.0.2", 80, PROXY_PORT), (6, "fd00:150::2", 80, PROXY_PORT)])
+    redirect_rules(a, [(4, "10.150.0.2", 80, PROXY_PORT), (6, "fd00:150::2", 80, PROXY_PORT)],
+                   tool)
     proxy = make_proxy("-m", "client", "-l", "::", "-p", PROXY_PORT, "--transparent",
                        "--mark", MARK, "--max-connections", 64, netns=a)
     results = app(a, "10.150.0.2", 80, count=4) + app(a, "fd00:150::2", 80, count=4)
@@ -310,10 +323,10 @@ def test_redirect_with_convert_silent_server_proxy(two_hosts, make_proxy, tmp_pa
                     r"Convert message from the server proxy within 1s")
 
 
-def tproxy_rules(ns, rules):
+def tproxy_rules(ns, rules, tool=DEFAULT_TOOL):
     """prerouting tproxy rules in ns: [(family, daddr, dport, to_port)], mark 1,
     and the policy routing that delivers marked packets locally."""
-    if NFT:
+    if tool == "nft":
         lines = ["table inet mpxtp {", " chain pre {",
                  "  type filter hook prerouting priority mangle; policy accept;"]
         for family, daddr, dport, to_port in rules:
@@ -331,7 +344,8 @@ def tproxy_rules(ns, rules):
         sh("ip", fam, "-n", ns, "route", "add", "local", local, "dev", "lo", "table", "150")
 
 
-def test_tproxy_forwarded_connections_over_mptcp(namespaces, make_proxy, tmp_path):
+@tool_param()
+def test_tproxy_forwarded_connections_over_mptcp(namespaces, make_proxy, tmp_path, tool):
     """LAN client -> gateway (TPROXY, --transparent) -> server, IPv4 and IPv6."""
     lan, gw, srv = namespaces.add("lan"), namespaces.add("gw"), namespaces.add("srv")
     namespaces.link(lan, ["10.150.1.1/24", "fd00:150:1::1/64"],
@@ -346,7 +360,8 @@ def test_tproxy_forwarded_connections_over_mptcp(namespaces, make_proxy, tmp_pat
                 "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"):
         sh("sysctl", "-qw", key, ns=gw)
     _server, served = start_server(srv, tmp_path, echo=[80])
-    tproxy_rules(gw, [(4, "10.150.2.2", 80, PROXY_PORT), (6, "fd00:150:2::2", 80, PROXY_PORT)])
+    tproxy_rules(gw, [(4, "10.150.2.2", 80, PROXY_PORT), (6, "fd00:150:2::2", 80, PROXY_PORT)],
+                 tool)
     proxy = make_proxy("-m", "client", "-l", "::", "-p", PROXY_PORT, "--transparent", netns=gw)
     assert "IP_TRANSPARENT not set" not in proxy.log()
     results = app(lan, "10.150.2.2", 80, count=3) + app(lan, "fd00:150:2::2", 80, count=3)
