@@ -30,7 +30,7 @@ import uuid
 
 import pytest
 
-from test_mptcp_proxy import make_proxy, needs_mptcp, needs_root  # noqa: F401
+from test_mptcp_proxy import Monitor, make_proxy, needs_mptcp, needs_root  # noqa: F401
 
 NFT = shutil.which("nft")
 IPTABLES = bool(shutil.which("iptables") and shutil.which("ip6tables"))
@@ -269,11 +269,38 @@ def test_redirect_direct_over_mptcp_ipv4_and_ipv6(two_hosts, make_proxy, tmp_pat
     assert {entry[3] for entry in got} == {"mptcp=1"}, got
 
 
-def test_redirect_with_convert_allow_list_and_refusal(two_hosts, make_proxy, tmp_path):
+@pytest.fixture
+def monitors():
+    """`ip mptcp monitor` per namespace, subscribed before the test goes on."""
+    started = {}
+
+    def start(ns):
+        started[ns] = Monitor(ns)
+        started[ns].wait_subscribed(ns)
+        return started[ns]
+
+    yield start
+    for monitor in started.values():
+        monitor.stop()
+
+
+def connection_events(monitor, count, timeout=10.0):
+    """{event: number} of the MPTCP connections' events, once CLOSED was seen count times."""
+    kinds = ("CREATED", "ESTABLISHED", "CLOSED")
+    monitor.wait(lambda ev: sum(e["event"] == "CLOSED" for e in ev) >= count, timeout,
+                 what="%d CLOSED events" % count)
+    events = [e["event"] for e in monitor.events() if e["event"] in kinds]
+    return {kind: events.count(kind) for kind in kinds}
+
+
+def test_redirect_with_convert_allow_list_and_refusal(two_hosts, make_proxy, tmp_path, monitors):
     """REDIRECT -> Connect TLV to the server proxy -> the allowed destination;
-    a destination --allow does not list is refused, nothing reaches it."""
+    a destination --allow does not list is refused, nothing reaches it; every
+    MPTCP connection between the proxies, refused ones included, ends in order
+    (exactly one CREATED, ESTABLISHED and CLOSED each on both ends)."""
     a, b = two_hosts
     _server, served = start_server(b, tmp_path, echo=[80, 81])
+    monitor_a, monitor_b = monitors(a), monitors(b)
     redirect_rules(a, [(4, "10.150.0.2", 80, PROXY_PORT), (4, "10.150.0.2", 81, PROXY_PORT),
                        (6, "fd00:150::2", 80, PROXY_PORT)])
     server = make_proxy("-m", "server", "-l", "::", "-p", SERVER_PROXY_PORT, "--convert",
@@ -305,6 +332,9 @@ def test_redirect_with_convert_allow_list_and_refusal(two_hosts, make_proxy, tmp
     # Port 81 never saw a connection; port 80 saw the server proxy's 8.
     got = accepted(served)
     assert sorted(entry[1] for entry in got) == ["80"] * 8, got
+    expected = {"CREATED": 10, "ESTABLISHED": 10, "CLOSED": 10}
+    assert connection_events(monitor_a, 10) == expected      # the client proxy's ends
+    assert connection_events(monitor_b, 10) == expected      # the server proxy's ends
 
 
 def test_redirect_with_convert_silent_server_proxy(two_hosts, make_proxy, tmp_path):
