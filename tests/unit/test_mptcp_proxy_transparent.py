@@ -260,7 +260,8 @@ def test_redirect_direct_over_mptcp_ipv4_and_ipv6(two_hosts, make_proxy, tmp_pat
     results = app(a, "10.150.0.2", 80, count=4) + app(a, "fd00:150::2", 80, count=4)
     assert [r["intact"] for r in results] == [True] * 8, results
     lines = proxy.closed_lines(8)
-    assert sorted(line["remote"] for line in lines) == ["10.150.0.2:80"] * 4 + ["[fd00:150::2]:80"] * 4
+    assert sorted(line["remote"] for line in lines) == (["10.150.0.2:80"] * 4
+                                                        + ["[fd00:150::2]:80"] * 4)
     assert all(line["mptcp"].startswith("mptcp=yes") for line in lines), lines
     assert all(line["up"] == line["down"] == "100000" for line in lines), lines
     # The server saw 8 MPTCP connections from A's own address: the proxy's.
