@@ -84,7 +84,7 @@ def path_note(path):
         return ""
     if path["share"] is None:
         return "  backup, NO ACTIVE PATH MOVED ANYTHING"
-    return "  backup: %.3f %% of the active paths' bytes (max %g %%)%s" % (
+    return "  backup: %.4f %% of the active paths' bytes (max %g %%)%s" % (
         100 * path["share"], 100 * path["max_share"], "" if path["ok"] else "  TOO MUCH")
 
 

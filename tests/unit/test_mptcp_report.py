@@ -57,7 +57,7 @@ def test_backup_path_must_move_less_than_its_share_of_the_active_paths():
                         "backup": True, "ok": True, "share": 0.009, "max_share": 0.01}
     assert paths[0]["ok"] and not paths[0]["backup"]
     assert mptcp_path_lines(paths)[2] == ("  eth1             3000 received          6000 sent"
-                                          "  backup: 0.900 % of the active paths' bytes (max 1 %)")
+                                          "  backup: 0.9000 % of the active paths' bytes (max 1 %)")
     # 1 % or more of what the active paths moved: not a standby path
     paths = mptcp_path_bytes(before, ["500000", "500000", "4000", "6000"], ["eth0", "eth1"], ["eth1"], 0.01)
     assert not paths[1]["ok"] and paths[1]["share"] == 0.01
