@@ -38,7 +38,7 @@ def mptcp_table(rows, events, host):
     lines = ["MPTCP events on %s" % host, "  %-*s  expected  seen" % (width, "event")]
     for r in rows:
         expected = "-" if r["expected"] is None else str(r["expected"])
-        lines.append("  %-*s  %8s  %4d  %s" % (width, r["event"], expected, r["seen"], "ok" if r["ok"] else "MISMATCH"))
+        lines.append("  %s  %8s  %4d  %s" % (str(r["event"]).ljust(width), expected, r["seen"], "ok" if r["ok"] else "MISMATCH"))
     flows = [e for e in events if e["event"] in ("ESTABLISHED", "SF_ESTABLISHED")]
     lines.append("Subflows (%d):" % len(flows))
     lines.extend(subflow_line(e) for e in flows)

@@ -59,8 +59,8 @@ def to_int(value, what, low, high, errors, exclude=()):
         return None
     number = int(value)
     if not low <= number <= high or number in exclude:
-        errors.append("%s %s is outside %d-%d%s" % (what, show(value), low, high,
-                                                     (" or one of %s" % ", ".join(map(str, exclude))) if exclude else ""))
+        others = (" or one of %s" % ", ".join(map(str, exclude))) if exclude else ""
+        errors.append("%s %s is outside %d-%d%s" % (what, show(value), low, high, others))
         return None
     return number
 
@@ -246,8 +246,8 @@ def plan_policy(p, kernel, endpoints_in, errors):
         if routes:
             unknown = [k for k in e if k not in POLICY_KEYS]
             if unknown:
-                errors.append("%s[%d]: unknown key(s) %s (known: %s)" % (origin, index, ", ".join(map(show, unknown)),
-                                                                       ", ".join(POLICY_KEYS)))
+                errors.append("%s[%d]: unknown key(s) %s (known: %s)"
+                              % (origin, index, ", ".join(map(show, unknown)), ", ".join(POLICY_KEYS)))
         count = len(errors)
         address = to_address(e["address"], "%s[%d] address" % (origin, index), errors)
         if address is None:
@@ -394,7 +394,7 @@ def parse_listeners(text):
         fields = line.split()
         if len(fields) < 4 or fields[3] != "0A":
             continue
-        hexaddr, _, hexport = fields[1].partition(":")
+        hexaddr, hexport = fields[1].partition(":")[::2]
         raw = bytes.fromhex(hexaddr)
         # the kernel prints each 32-bit word in host (little endian) order
         words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))

@@ -27,7 +27,7 @@ description:
   - On a host that does not run systemd (no C(/run/systemd/system)) it changes nothing and returns
     RV(systemd=false); the role says so.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
@@ -66,6 +66,8 @@ options:
     type: list
     elements: path
     default: []
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
 notes:
   - Folders that are missing are created with mode 0755, owned by root.
 """

@@ -24,7 +24,7 @@ description:
     where one is given. A single next hop is an ordinary route, its weight is not compared.
   - Everything is validated before any change; a bad value fails with a message that names it.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux, iproute2 with JSON output (C(ip -j), 4.13 or newer).
   - CAP_NET_ADMIN (root) on the target for changes.
@@ -106,12 +106,10 @@ options:
         kernel still refuses an unreachable gateway when the route is added.
     type: bool
     default: true
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
-        in instead of the target's own network namespace.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - Only unicast routes are managed. Route attributes this module has no option for (C(proto),
     C(scope), C(src), C(onlink), MTU, ...) are not compared; when a route is rewritten because it

@@ -26,7 +26,7 @@ description:
     C(goto), ...) are never matched, changed or removed.
   - Everything is validated before any change; a bad value fails with a message that names it.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux, iproute2 with JSON output (C(ip -j), 4.13 or newer).
   - CAP_NET_ADMIN (root) on the target for changes.
@@ -73,12 +73,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
-        in instead of the target's own network namespace.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - Errors raised before anything changes - O(src) or O(dst) that is not an address or prefix,
     host bits set, O(src) and O(dst) of different families, O(family) contradicting them, a

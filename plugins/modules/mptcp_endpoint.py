@@ -25,7 +25,7 @@ description:
     reported but never count as the wanted endpoint; one is removed only when it holds the wanted O(id).
   - Everything is validated before any change; a bad value fails with a message that names it.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux with MPTCP (5.6 or newer; C(net.mptcp.enabled=1)), iproute2 with C(ip mptcp) (5.8 or newer).
   - CAP_NET_ADMIN (root) on the target.
@@ -71,12 +71,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work
-        in instead of the target's own network namespace.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - Kernel limit of 8 endpoints per network namespace (MPTCP_PM_ADDR_MAX); the kernel's error is
     returned when it is reached.

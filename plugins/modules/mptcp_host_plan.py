@@ -27,7 +27,7 @@ description:
     applies (canonical values).
   - Never changes anything (also outside check mode).
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
@@ -90,9 +90,10 @@ options:
     description: C(mptcp_host_persist_wait).
     type: raw
     default: 30
-  netns:
-    description: Name of a network namespace to read instead of the target's own.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 seealso:
   - module: multipath.mptcp.mptcp_endpoint
   - module: multipath.mptcp.mptcp_limits

@@ -18,7 +18,7 @@ description:
     this kernel and iproute2 support.
   - Never changes anything. Does not fail when MPTCP is missing or disabled; it says so in the result.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux, iproute2. Reading limits needs MPTCP in the kernel.
 attributes:
@@ -26,12 +26,10 @@ attributes:
     support: full
   diff_mode:
     support: none
-options:
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to inspect.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - Fails only when O(netns) does not exist or C(ip) itself fails (the result then holds C(cmd),
     C(rc), C(stdout), C(stderr)).

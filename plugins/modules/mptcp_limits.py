@@ -19,7 +19,7 @@ description:
   - Reads the current limits first (C(ip mptcp limits show)) and runs C(ip mptcp limits set) only
     when a given value differs. A limit that is not given is left as it is.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux with MPTCP (5.6 or newer; C(net.mptcp.enabled=1)), iproute2 with C(ip mptcp).
   - CAP_NET_ADMIN (root) on the target.
@@ -39,11 +39,10 @@ options:
       - Maximum number of ADD_ADDR announcements accepted per connection, each of which may start a
         subflow to the announced address, 0-8. The kernel's default is 0.
     type: int
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to work in.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - 8 is the kernel's hard limit for both values (MPTCP_PM_ADDR_MAX); a larger value fails before
     anything is changed, with a message naming it.

@@ -24,7 +24,7 @@ description:
     C(SF_CLOSED)). iproute2 6.1 prints the listener events as C(UNKNOWN 15) and C(UNKNOWN 16); they
     are returned as C(LISTENER_CREATED) and C(LISTENER_CLOSED).
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 requirements:
   - Linux with MPTCP (5.12 or newer for events), iproute2 with C(ip mptcp monitor) (5.12 or newer).
   - CAP_NET_ADMIN (root) on the target.
@@ -69,11 +69,10 @@ options:
         with O(state=started).
     type: float
     default: 30
-  netns:
-    description:
-      - Name of a network namespace as C(ip netns add) made it (listed by C(ip netns list)) to capture in.
-      - A path such as C(/run/netns/NAME) is refused, naming the value.
-    type: str
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
+  - multipath.mptcp.attributes.netns_group
+  - multipath.mptcp.netns
 notes:
   - Reaching O(timeout) does not fail the task; RV(timed_out) says so and the counts are returned,
     so that the caller can show what was seen. M(ansible.builtin.assert) the counts you expect.

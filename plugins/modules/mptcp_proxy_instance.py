@@ -30,7 +30,7 @@ description:
     program, the unit template and O(config_dir).
   - Without systemd (no C(/run/systemd/system)) it fails and changes nothing.
 author:
-  - multipath.mptcp contributors
+  - multipath.mptcp contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
@@ -76,6 +76,8 @@ options:
   port:
     description: The port, only for the message when the start fails.
     type: int
+extends_documentation_fragment:
+  - multipath.mptcp.attributes
 seealso:
   - module: multipath.mptcp.boot_restore_unit
 notes:

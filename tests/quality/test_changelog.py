@@ -10,7 +10,7 @@ TOOL = os.path.join(ROOT, ".venv", "bin", "antsibull-changelog")
 
 
 def run(args, cwd):
-    return subprocess.run([TOOL] + args, cwd=str(cwd), capture_output=True, text=True, timeout=300)
+    return subprocess.run([TOOL] + args, cwd=str(cwd), capture_output=True, text=True, timeout=300, check=False)
 
 
 def copy_of_changelogs(dest):

@@ -1,6 +1,7 @@
 """The collection as a whole: lint, ansible-test sanity, docs and the galaxy build."""
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -12,7 +13,7 @@ MODULES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 
 
 
 def run(cmd, cwd=ROOT, timeout=1200):
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_contract_modules_exist():
@@ -38,32 +39,56 @@ def test_ansible_lint_production_profile():
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
 
 
-# These sanity tests need Python packages that ansible-test installs into venvs of its own, with a
-# pip bootstrap script it downloads from a host that this project's machines cannot reach; the
-# same checks run elsewhere here: ansible-doc (test_ansible_doc_renders), yamllint and the
-# argument specs (ansible-lint), imports and module arguments (tests/integration).
-NEEDS_DOWNLOADS = ["ansible-doc", "import", "pep8", "pylint", "runtime-metadata", "validate-modules", "yamllint"]
+# Every ansible-test sanity test runs (ansible-test sanity --list-tests names them: 24 with
+# ansible-core 2.19), none skipped. The tests with Python requirements install them into virtual
+# environments of ansible-test's own (~/.ansible/test/venv, kept across runs) from the package
+# index, with the pip that scripts/ansible_test_pip.py (run by scripts/bootstrap.sh) provides. What
+# a test may not report is in tests/sanity/ignore-2.19.txt, each line explained.
+# Checked: every file of the collection (what its users run: plugins, roles with the programs they
+# install, playbooks, metadata, docs, changelog) and tests/quality, tests/sanity, scripts/. Not yet:
+# the benchmarks and the rest of the test suite, whose Python still has about 100 pep8 and pylint
+# findings under ansible-test's rules (continuation lines, `lambda` assignments, `_` as a name,
+# subprocess.run without check=). Remove an entry here once its findings are fixed.
+NOT_SANITY_CHECKED = ("bench/", "tests/conftest.py", "tests/examples/", "tests/faults/", "tests/galaxy_helpers.py",
+                      "tests/integration/", "tests/lablock.py", "tests/proxy/", "tests/scenarios/",
+                      "tests/softether/", "tests/ssh/", "tests/unit/", "tests/vpncmd_helpers.py")
+
+
+def sanity_targets(names):
+    """The paths to give ansible-test: each top-level file or folder ("name/") of `names`, with the
+    folders that hold something not checked replaced by their checked files."""
+    checked = [n for n in names if not n.startswith(NOT_SANITY_CHECKED)]
+    partial = {n.split("/", 1)[0] for n in names if n.startswith(NOT_SANITY_CHECKED)}
+    targets = set()
+    for name in checked:
+        top = name.split("/", 1)[0]
+        targets.add(name if top in partial else top + "/" if "/" in name else name)
+    return sorted(targets)
 
 
 def test_ansible_test_sanity(tmp_path):
-    """The offline ansible-test sanity tests. ansible-test needs the collection at
-    ansible_collections/<ns>/<name>: the tracked files are copied there."""
+    """ansible-test needs the collection at ansible_collections/<ns>/<name>: the tracked files (and
+    new ones not ignored by git) are copied there."""
     dest = tmp_path / "ansible_collections" / "multipath" / "mptcp"
     files = run(["git", "ls-files", "-co", "--exclude-standard"]).stdout.split("\n")
+    copied = []
     for name in filter(None, files):
         src = os.path.join(ROOT, name)
         if os.path.isfile(src) and not os.path.islink(src):
             os.makedirs(os.path.dirname(str(dest / name)), exist_ok=True)
             shutil.copy2(src, str(dest / name))
+            copied.append(name)
     subprocess.run(["git", "init", "-q"], cwd=str(dest), check=True)
     subprocess.run(["git", "add", "-A"], cwd=str(dest), check=True)
-    skips = [arg for name in NEEDS_DOWNLOADS for arg in ("--skip-test", name)]
-    proc = run([os.path.join(BIN, "ansible-test"), "sanity", "--python", "3.11", "--color", "no"] + skips,
-               cwd=str(dest), timeout=1200)
+    test = os.path.join(BIN, "ansible-test")
+    listed = run([test, "sanity", "--list-tests"], cwd=str(dest)).stdout.split()
+    assert len(listed) >= 24, listed
+    proc = run([test, "sanity", "--python", "3.11", "--color", "no"] + sanity_targets(copied), cwd=str(dest),
+               timeout=1200)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    ran = [line for line in proc.stdout.splitlines() if line.startswith("Running sanity test")]
-    assert len(ran) >= 15, proc.stdout
-
+    ran = re.findall(r'^Running sanity test "([^"]+)"', proc.stdout, re.M)
+    assert sorted(ran) == sorted(listed), proc.stdout
+    assert "Skipping sanity test" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 # The galaxy build (tarball contents), the offline install and runs of the installed copy are in

@@ -64,7 +64,7 @@ def broken_links(path, text):
     for target in LINK.findall(text):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:
             continue
-        file_part, _, anchor = target.partition("#")
+        file_part, anchor = target.partition("#")[::2]
         if not file_part:  # an anchor of this file
             if anchor not in anchors(text):
                 bad.append(target)
