@@ -11,7 +11,7 @@ top=$PWD
 log() { printf '[bootstrap] %s\n' "$*"; }
 
 # 1. Debian packages (controller side: Docker engine, image build, the kernel test tools).
-debs=(docker.io iptables debootstrap iproute2 iperf3 mptcpize python3-venv shellcheck)
+debs=(docker.io iptables nftables debootstrap iproute2 iperf3 mptcpize python3-venv shellcheck)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,7 @@
 """Fault test: a path cut in the middle of a transfer through the mptcp-proxy pair loses no data.
 
 Runs in two network namespaces made (and removed) by bench/nslab.py: client and server joined by
-paths A and B, the server announcing B.  A 16 MB file goes client -> client proxy (TCP) -> MPTCP
+paths A and B, the server announcing B.  A 32 MB file goes client -> client proxy (TCP) -> MPTCP
 over both paths -> server proxy -> receiver, which hashes what it gets.  One path is cut at 25 %
 (link down on the client, or an iptables DROP there) and restored 3 s later.
 """
@@ -33,14 +33,18 @@ pytestmark = [
     pytest.mark.skipif(not _mptcp_usable(), reason="no MPTCP in this kernel"),
 ]
 
-SIZE = 16 << 20
-RATE = 40      # Mbit/s per path: both paths carry 16 MB in ~1.8 s, one path in ~3.6 s
+# tbf caps each path at RATE (5 MB/s): during the outage the other path carries at most ~15 MB,
+# so the transfer is still running when the path comes back even when the cut lands well after
+# 25 % (a loaded machine polls late). With 16 MB one path could finish the last 75 % within the
+# outage, and did once under load: the cut was then no longer in the middle of the transfer.
+SIZE = 32 << 20
+RATE = 40      # Mbit/s per path: both paths carry 32 MB in ~3.6 s, one path in ~7.2 s
 OUTAGE = 3.0   # seconds the path stays cut
 
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("faults") / "16M.bin")
+    path = str(tmp_path_factory.mktemp("faults") / "32M.bin")
     return path, nslab.make_file(path, SIZE)
 
 

@@ -59,6 +59,17 @@ def run_playbook(plays, path, netns=None, check=False):
         raise AssertionError("ansible-playbook printed no JSON (rc %d): %s %s" % (proc.returncode, proc.stdout, proc.stderr))
 
 
+def module_task(module, check=False, diff=False, **args):
+    """A task that runs multipath.mptcp.<module> with `args` (for run_tasks)."""
+    return {"name": module, "multipath.mptcp." + module: args, "check_mode": check, "diff": diff}
+
+
+def read_task(*argv):
+    """A task that reads kernel state with a plain command (for run_tasks): its result's stdout is
+    what the command printed at that point of the run, independently of the collection's modules."""
+    return {"name": "read " + " ".join(argv), "ansible.builtin.command": {"argv": list(argv)}, "changed_when": False}
+
+
 def run_tasks(tasks, path, netns=None):
     """Run `tasks` (dicts) in one play on localhost, each with ignore_errors; return their results."""
     tasks = [dict(task, ignore_errors=True) for task in tasks]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_cli import HERE, assert_failed_naming, run_module, run_tasks, sh
+from ansible_cli import HERE, assert_failed_naming, module_task, read_task, run_module, run_tasks, sh
 
 PEER = os.path.join(HERE, "mptcp_peer.py")
 
@@ -23,8 +23,26 @@ def kernel_endpoints(ns):
 
 
 def kernel_limits(ns):
-    words = sh("ip", "-n", ns, "mptcp", "limits", "show").stdout.split()
+    return parse_limits(sh("ip", "-n", ns, "mptcp", "limits", "show").stdout)
+
+
+def parse_limits(text):
+    words = text.split()
     return {k: int(v) for k, v in zip(words[0::2], words[1::2])}
+
+
+# Several module calls of one test run in one ansible-playbook (an ansible start costs 1-2 s), with
+# the kernel read by plain `ip` between them: the reads are tasks of the same run, in order.
+def read_endpoints(ns):
+    return read_task("ip", "-j", "-n", ns, "mptcp", "endpoint", "show")
+
+
+def read_limits(ns):
+    return read_task("ip", "-n", ns, "mptcp", "limits", "show")
+
+
+def endpoints_read(result):
+    return json.loads(result["stdout"] or "[]")
 
 
 @pytest.fixture
@@ -48,75 +66,87 @@ def pair():
 
 
 # --- mptcp_endpoint --------------------------------------------------------------------------
-def test_endpoint_add_idempotent_check_and_diff(pair):
+def test_endpoint_add_idempotent_check_and_diff(pair, tmp_path):
     ns = pair["server"]
     args = dict(address="192.168.0.1", dev="blue-s", flags=["signal"], netns=ns)
+    planned, after_check, done, after_add, again = run_tasks([
+        module_task("mptcp_endpoint", check=True, diff=True, **args), read_endpoints(ns),
+        module_task("mptcp_endpoint", diff=True, **args), read_endpoints(ns),
+        module_task("mptcp_endpoint", **args)], tmp_path / "add.json")
 
-    planned = run_module("mptcp_endpoint", check=True, diff=True, **args)
     assert planned["changed"] is True
-    assert kernel_endpoints(ns) == []  # check mode changed nothing
+    assert endpoints_read(after_check) == []  # check mode changed nothing
     assert planned["diff"]["before"] == "" and planned["diff"]["after"] == "192.168.0.1 signal dev blue-s\n"
 
-    done = run_module("mptcp_endpoint", diff=True, **args)
     assert done["changed"] is True
-    assert kernel_endpoints(ns) == [{"address": "192.168.0.1", "id": 1, "signal": True, "dev": "blue-s"}]
+    assert endpoints_read(after_add) == [{"address": "192.168.0.1", "id": 1, "signal": True, "dev": "blue-s"}]
     assert done["endpoint"] == {"address": "192.168.0.1", "id": 1, "port": None, "dev": "blue-s",
                                 "flags": ["signal"], "implicit": False}
     assert done["diff"]["after"] == "192.168.0.1 id 1 signal dev blue-s\n"
 
-    again = run_module("mptcp_endpoint", **args)
     assert again["changed"] is False and again["commands"] == []
 
 
-def test_endpoint_every_option(pair):
+def test_endpoint_every_option(pair, tmp_path):
     ns = pair["client"]
-    r = run_module("mptcp_endpoint", address="10.0.0.2", id=7, dev="red-c", port=8080, flags=["signal", "backup"], netns=ns)
-    assert r["changed"] is True
-    r = run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow", "fullmesh"], netns=ns)
-    assert r["changed"] is True
-    r = run_module("mptcp_endpoint", address="2001:DB8::2", dev="red-c", flags=["subflow"], netns=ns)
-    assert r["endpoint"]["address"] == "2001:db8::2"
-    table = {e.pop("address"): e for e in kernel_endpoints(ns)}
+    first, second, third, read, canonical = run_tasks([
+        module_task("mptcp_endpoint", address="10.0.0.2", id=7, dev="red-c", port=8080, flags=["signal", "backup"], netns=ns),
+        module_task("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow", "fullmesh"], netns=ns),
+        module_task("mptcp_endpoint", address="2001:DB8::2", dev="red-c", flags=["subflow"], netns=ns),
+        read_endpoints(ns),
+        # canonical vs. written-out IPv6 is the same endpoint: nothing to do
+        module_task("mptcp_endpoint", address="2001:db8:0::2", dev="red-c", flags=["subflow"], netns=ns)],
+        tmp_path / "every.json")
+    assert first["changed"] is True and second["changed"] is True
+    assert third["endpoint"]["address"] == "2001:db8::2"
+    table = {e.pop("address"): e for e in endpoints_read(read)}
     assert table["10.0.0.2"] == {"port": 8080, "id": 7, "signal": True, "backup": True, "dev": "red-c"}
     assert table["192.168.0.2"] == {"id": table["192.168.0.2"]["id"], "subflow": True, "fullmesh": True, "dev": "blue-c"}
     assert table["2001:db8::2"] == {"id": table["2001:db8::2"]["id"], "subflow": True, "dev": "red-c"}
     assert len(table) == 3
-    # canonical vs. written-out IPv6 is the same endpoint: nothing to do
-    assert run_module("mptcp_endpoint", address="2001:db8:0::2", dev="red-c", flags=["subflow"], netns=ns)["changed"] is False
+    assert canonical["changed"] is False and kernel_endpoints(ns) == endpoints_read(read)
 
 
-def test_endpoint_flag_change_in_place_and_replace(pair):
+def test_endpoint_flag_change_in_place_and_replace(pair, tmp_path):
     ns = pair["client"]
-    run_module("mptcp_endpoint", address="192.168.0.2", id=5, dev="blue-c", flags=["subflow"], netns=ns)
+    common = dict(address="192.168.0.2", dev="blue-c", netns=ns)
+    added, changed, after_change, replaced, after_replace, planned, after_check = run_tasks([
+        module_task("mptcp_endpoint", id=5, flags=["subflow"], **common),
+        module_task("mptcp_endpoint", diff=True, id=5, flags=["subflow", "backup"], **common), read_endpoints(ns),
+        # signal instead of subflow cannot be changed in place: replaced, same id
+        module_task("mptcp_endpoint", id=5, flags=["signal"], **common), read_endpoints(ns),
+        # check mode on a change: nothing changes in the kernel
+        module_task("mptcp_endpoint", check=True, id=9, flags=["signal"], **common), read_endpoints(ns)],
+        tmp_path / "change.json")
+    assert added["changed"] is True
 
-    r = run_module("mptcp_endpoint", diff=True, address="192.168.0.2", id=5, dev="blue-c", flags=["subflow", "backup"], netns=ns)
-    assert r["changed"] is True and r["commands"][0][-5:] == ["change", "id", "5", "backup", "nofullmesh"]
-    assert kernel_endpoints(ns) == [{"address": "192.168.0.2", "id": 5, "subflow": True, "backup": True, "dev": "blue-c"}]
-    assert r["diff"]["before"] == "192.168.0.2 id 5 subflow dev blue-c\n"
-    assert r["diff"]["after"] == "192.168.0.2 id 5 subflow backup dev blue-c\n"
+    assert changed["changed"] is True and changed["commands"][0][-5:] == ["change", "id", "5", "backup", "nofullmesh"]
+    assert endpoints_read(after_change) == [{"address": "192.168.0.2", "id": 5, "subflow": True, "backup": True, "dev": "blue-c"}]
+    assert changed["diff"]["before"] == "192.168.0.2 id 5 subflow dev blue-c\n"
+    assert changed["diff"]["after"] == "192.168.0.2 id 5 subflow backup dev blue-c\n"
 
-    # signal instead of subflow cannot be changed in place: replaced, same id
-    r = run_module("mptcp_endpoint", address="192.168.0.2", id=5, dev="blue-c", flags=["signal"], netns=ns)
-    assert [c[5] for c in r["commands"]] == ["delete", "add"]
-    assert kernel_endpoints(ns) == [{"address": "192.168.0.2", "id": 5, "signal": True, "dev": "blue-c"}]
+    assert [c[5] for c in replaced["commands"]] == ["delete", "add"]
+    assert endpoints_read(after_replace) == [{"address": "192.168.0.2", "id": 5, "signal": True, "dev": "blue-c"}]
 
-    # check mode on a change: nothing changes in the kernel
-    r = run_module("mptcp_endpoint", check=True, address="192.168.0.2", id=9, dev="blue-c", flags=["signal"], netns=ns)
-    assert r["changed"] is True and r["endpoint"]["id"] == 9
-    assert kernel_endpoints(ns)[0]["id"] == 5
+    assert planned["changed"] is True and planned["endpoint"]["id"] == 9
+    assert endpoints_read(after_check)[0]["id"] == 5
 
 
-def test_endpoint_absent_by_address_and_id(pair):
+def test_endpoint_absent_by_address_and_id(pair, tmp_path):
     ns = pair["client"]
-    run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow"], netns=ns)
-    run_module("mptcp_endpoint", address="10.0.0.2", id=3, dev="red-c", flags=["subflow"], netns=ns)
-
-    r = run_module("mptcp_endpoint", check=True, address="192.168.0.2", state="absent", netns=ns)
-    assert r["changed"] is True and len(kernel_endpoints(ns)) == 2
-    assert run_module("mptcp_endpoint", address="192.168.0.2", state="absent", netns=ns)["changed"] is True
-    assert run_module("mptcp_endpoint", id=3, state="absent", netns=ns)["changed"] is True
-    assert kernel_endpoints(ns) == []
-    assert run_module("mptcp_endpoint", id=3, state="absent", netns=ns)["changed"] is False
+    results = run_tasks([
+        module_task("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=["subflow"], netns=ns),
+        module_task("mptcp_endpoint", address="10.0.0.2", id=3, dev="red-c", flags=["subflow"], netns=ns),
+        module_task("mptcp_endpoint", check=True, address="192.168.0.2", state="absent", netns=ns), read_endpoints(ns),
+        module_task("mptcp_endpoint", address="192.168.0.2", state="absent", netns=ns),
+        module_task("mptcp_endpoint", id=3, state="absent", netns=ns), read_endpoints(ns),
+        module_task("mptcp_endpoint", id=3, state="absent", netns=ns)], tmp_path / "absent.json")
+    add1, add2, planned, after_check, by_address, by_id, after_delete, again = results
+    assert add1["changed"] is True and add2["changed"] is True
+    assert planned["changed"] is True and len(endpoints_read(after_check)) == 2
+    assert by_address["changed"] is True and by_id["changed"] is True
+    assert endpoints_read(after_delete) == []
+    assert again["changed"] is False and kernel_endpoints(ns) == []
 
 
 ENDPOINT_BAD = [
@@ -161,17 +191,19 @@ def test_endpoint_flag_unknown_to_iproute2(pair):
         assert kernel_endpoints(ns) == []
 
 
-def test_missing_netns_and_disabled_mptcp(pair):
-    r = run_module("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns="no-such-ns")
-    assert_failed_naming(r, "network namespace 'no-such-ns' does not exist")
+def test_missing_netns_and_disabled_mptcp(pair, tmp_path):
     ns = pair["client"]
     sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.mptcp.enabled=0")
-    assert_failed_naming(run_module("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns=ns),
-                         "MPTCP is disabled", "net.mptcp.enabled=0")
-    assert_failed_naming(run_module("mptcp_limits", subflows=1, netns=ns), "MPTCP is disabled")
-    info = run_module("mptcp_info", netns=ns)
+    missing, endpoint, limits, info = run_tasks([
+        module_task("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns="no-such-ns"),
+        module_task("mptcp_endpoint", address="10.0.0.2", flags=["subflow"], netns=ns),
+        module_task("mptcp_limits", subflows=1, netns=ns),
+        module_task("mptcp_info", netns=ns)], tmp_path / "disabled.json")
+    assert_failed_naming(missing, "network namespace 'no-such-ns' does not exist")
+    assert_failed_naming(endpoint, "MPTCP is disabled", "net.mptcp.enabled=0")
+    assert_failed_naming(limits, "MPTCP is disabled")
     assert info.get("failed") is not True and info["mptcp"]["enabled"] is False
-    assert kernel_endpoints(ns) == []
+    assert kernel_endpoints(ns) == [] and kernel_limits(ns)["subflows"] != 1
 
 
 def test_failing_ip_call_reports_command_rc_stderr(pair):
@@ -186,31 +218,42 @@ def test_failing_ip_call_reports_command_rc_stderr(pair):
 
 
 # --- mptcp_limits ----------------------------------------------------------------------------
-def test_limits_set_idempotent_check_diff_and_partial(pair):
+def test_limits_set_idempotent_check_diff_and_partial(pair, tmp_path):
     ns = pair["client"]
     start = kernel_limits(ns)
-    r = run_module("mptcp_limits", check=True, diff=True, subflows=1, add_addr_accepted=1, netns=ns)
-    assert r["changed"] is True and kernel_limits(ns) == start
-    assert r["diff"]["after"] == "add_addr_accepted 1 subflows 1\n"
+    both = dict(subflows=1, add_addr_accepted=1, netns=ns)
+    planned, after_check, done, after_set, again, partial, after_partial = run_tasks([
+        module_task("mptcp_limits", check=True, diff=True, **both), read_limits(ns),
+        module_task("mptcp_limits", **both), read_limits(ns),
+        module_task("mptcp_limits", **both),
+        module_task("mptcp_limits", subflows=8, netns=ns), read_limits(ns)],  # add_addr_accepted is left alone
+        tmp_path / "limits.json")
+    assert planned["changed"] is True and parse_limits(after_check["stdout"]) == start
+    assert planned["diff"]["after"] == "add_addr_accepted 1 subflows 1\n"
 
-    r = run_module("mptcp_limits", subflows=1, add_addr_accepted=1, netns=ns)
-    assert r["changed"] is True and r["limits"]["before"] == {"subflows": start["subflows"], "add_addr_accepted": start["add_addr_accepted"]}
-    assert kernel_limits(ns) == {"add_addr_accepted": 1, "subflows": 1}
-    assert run_module("mptcp_limits", subflows=1, add_addr_accepted=1, netns=ns)["changed"] is False
+    assert done["changed"] is True and done["limits"]["before"] == {"subflows": start["subflows"], "add_addr_accepted": start["add_addr_accepted"]}
+    assert parse_limits(after_set["stdout"]) == {"add_addr_accepted": 1, "subflows": 1}
+    assert again["changed"] is False
 
-    r = run_module("mptcp_limits", subflows=8, netns=ns)  # add_addr_accepted is left alone
-    assert r["changed"] is True and kernel_limits(ns) == {"add_addr_accepted": 1, "subflows": 8}
+    assert partial["changed"] is True and parse_limits(after_partial["stdout"]) == {"add_addr_accepted": 1, "subflows": 8}
 
 
-@pytest.mark.parametrize("args, words", [
+LIMITS_BAD = [
     (dict(subflows=9), ["subflows 9 is outside 0-8"]),
     (dict(subflows=2, add_addr_accepted=-1), ["add_addr_accepted -1 is outside 0-8"]),
-])
-def test_limits_bad_input(pair, args, words):
+]
+
+
+def test_limits_bad_input(pair, tmp_path):
     ns = pair["client"]
     before = kernel_limits(ns)
-    assert_failed_naming(run_module("mptcp_limits", netns=ns, **args), *words)
-    assert kernel_limits(ns) == before
+    tasks = []
+    for args, words in LIMITS_BAD:
+        tasks += [module_task("mptcp_limits", netns=ns, **args), read_limits(ns)]
+    results = run_tasks(tasks, tmp_path / "bad.json")
+    for (args, words), result, read in zip(LIMITS_BAD, results[0::2], results[1::2]):
+        assert_failed_naming(result, *words)
+        assert parse_limits(read["stdout"]) == before, args
 
 
 # --- mptcp_info ------------------------------------------------------------------------------
@@ -245,19 +288,22 @@ def connect(pair, extra_subflows, port=4321):
 
 def configure_seed_000(pair, client_flags):
     """Server announces 192.168.0.1 (signal); the client has subflow endpoints, as in topo.sh."""
-    for ns in (pair["client"], pair["server"]):
-        assert run_module("mptcp_limits", subflows=4, add_addr_accepted=2, netns=ns)["changed"] is True
-    run_module("mptcp_endpoint", address="192.168.0.1", dev="blue-s", flags=["signal"], netns=pair["server"])
-    run_module("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=client_flags, netns=pair["client"])
+    tasks = [module_task("mptcp_limits", subflows=4, add_addr_accepted=2, netns=ns) for ns in (pair["client"], pair["server"])]
+    tasks += [module_task("mptcp_endpoint", address="192.168.0.1", dev="blue-s", flags=["signal"], netns=pair["server"]),
+              module_task("mptcp_endpoint", address="192.168.0.2", dev="blue-c", flags=client_flags, netns=pair["client"])]
     if "fullmesh" in client_flags:
-        run_module("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=client_flags, netns=pair["client"])
+        tasks.append(module_task("mptcp_endpoint", address="10.0.0.2", dev="red-c", flags=client_flags, netns=pair["client"]))
+    return tasks
 
 
-def capture(pair, extra_subflows, wait_for, tmp_path):
+def capture(pair, configure, extra_subflows, wait_for, tmp_path):
+    """Configure (tasks) and start the capture twice in one ansible-playbook run, connect, stop."""
     path = str(tmp_path / "events.log")
-    started = run_module("mptcp_monitor", state="started", path=path, netns=pair["client"])
+    results = run_tasks(configure + [module_task("mptcp_monitor", state="started", path=path, netns=pair["client"])] * 2,
+                        tmp_path / "capture.json")
+    assert all(r["changed"] is True for r in results[:len(configure)]), results
+    started, again = results[-2:]
     assert started["changed"] is True and started["pid"] > 0
-    again = run_module("mptcp_monitor", state="started", path=path, netns=pair["client"])
     assert again["changed"] is False and again["pid"] == started["pid"]
     assert connect(pair, extra_subflows) == "got 100000 subflows=%d" % extra_subflows
     stopped = run_module("mptcp_monitor", state="stopped", path=path, wait_for=wait_for, timeout=20)
@@ -274,8 +320,7 @@ def exact(counts, **expected):
 
 
 def test_monitor_counts_seed_000_default(pair, tmp_path):
-    configure_seed_000(pair, ["subflow"])
-    r = capture(pair, 2, {"CLOSED": 1}, tmp_path)
+    r = capture(pair, configure_seed_000(pair, ["subflow"]), 2, {"CLOSED": 1}, tmp_path)
     exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=2, CLOSED=1)
     subflows = sorted((e["saddr"], e["daddr"]) for e in r["events"] if e["event"] == "SF_ESTABLISHED")
     assert subflows == [("192.168.0.2", "10.0.0.1"), ("192.168.0.2", "192.168.0.1")]
@@ -284,15 +329,13 @@ def test_monitor_counts_seed_000_default(pair, tmp_path):
 
 
 def test_monitor_counts_seed_000_fullmesh(pair, tmp_path):
-    configure_seed_000(pair, ["subflow", "fullmesh"])
-    r = capture(pair, 3, {"CLOSED": 1}, tmp_path)
+    r = capture(pair, configure_seed_000(pair, ["subflow", "fullmesh"]), 3, {"CLOSED": 1}, tmp_path)
     exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=3, CLOSED=1)
 
 
 def test_monitor_counts_seed_000_no_join_to_initial_address(pair, tmp_path):
-    configure_seed_000(pair, ["subflow", "fullmesh"])
     sh("ip", "netns", "exec", pair["server"], "sysctl", "-qw", "net.mptcp.allow_join_initial_addr_port=0")
-    r = capture(pair, 2, {"CLOSED": 1}, tmp_path)
+    r = capture(pair, configure_seed_000(pair, ["subflow", "fullmesh"]), 2, {"CLOSED": 1}, tmp_path)
     exact(r["counts"], CREATED=1, ESTABLISHED=1, ANNOUNCED=1, SF_ESTABLISHED=2, CLOSED=1)
     subflows = sorted((e["saddr"], e["daddr"]) for e in r["events"] if e["event"] == "SF_ESTABLISHED")
     assert subflows == [("10.0.0.2", "192.168.0.1"), ("192.168.0.2", "192.168.0.1")]
@@ -316,11 +359,13 @@ def test_monitor_wait_is_bounded_and_check_mode(pair, tmp_path):
 
 def test_monitor_bad_input(pair, tmp_path):
     path = str(tmp_path / "x.log")
-    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CREATD": 1}),
-                         "unknown event 'CREATD'")
-    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path, wait_for={"CLOSED": "two"}),
-                         "'two'")
-    assert_failed_naming(run_module("mptcp_monitor", state="stopped", path=path), "no MPTCP monitor capture at " + path)
+    unknown, not_a_number, no_capture = run_tasks([
+        module_task("mptcp_monitor", state="stopped", path=path, wait_for={"CREATD": 1}),
+        module_task("mptcp_monitor", state="stopped", path=path, wait_for={"CLOSED": "two"}),
+        module_task("mptcp_monitor", state="stopped", path=path)], tmp_path / "bad.json")
+    assert_failed_naming(unknown, "unknown event 'CREATD'")
+    assert_failed_naming(not_a_number, "'two'")
+    assert_failed_naming(no_capture, "no MPTCP monitor capture at " + path)
 
 
 # --- mptcp_monitor: where it writes and what it signals ----------------------------------------
@@ -383,19 +428,24 @@ def test_monitor_pid_file_naming_another_process_gets_no_signal(pair, tmp_path):
     with open(path + ".pid") as f:
         record = json.load(f)
     assert record["pid"] == started["pid"] and record["argv"][-4:] == ["-n", ns, "mptcp", "monitor"]
-    assert run_module("mptcp_monitor", state="stopped", path=path)["changed"] is True
     sleeper = subprocess.Popen(["sleep", "60"])
     twin = subprocess.Popen(record["argv"], stdout=subprocess.DEVNULL)
     try:
-        for planted in (dict(record, pid=sleeper.pid), dict(record, pid=twin.pid), str(sleeper.pid)):
-            with open(path + ".pid", "w") as f:
-                f.write(planted if isinstance(planted, str) else json.dumps(planted))
-            r = run_module("mptcp_monitor", state="stopped", path=path)
-            assert r.get("failed") is not True and r["changed"] is False, r
-            assert "no process was signalled" in " ".join(r.get("warnings", []))
-            started = run_module("mptcp_monitor", check=True, state="started", path=path, netns=ns)
+        # one run: stop the real monitor, then for each planted pid file a stop and a check-mode start
+        plants = [json.dumps(dict(record, pid=sleeper.pid)), json.dumps(dict(record, pid=twin.pid)), str(sleeper.pid)]
+        tasks = [module_task("mptcp_monitor", state="stopped", path=path)]
+        for planted in plants:
+            tasks += [{"name": "plant", "ansible.builtin.copy": {"content": planted, "dest": path + ".pid"}},
+                      module_task("mptcp_monitor", state="stopped", path=path),
+                      module_task("mptcp_monitor", check=True, state="started", path=path, netns=ns)]
+        results = run_tasks(tasks, tmp_path / "plants.json")
+        assert results[0]["changed"] is True
+        for plant, stopped, started in zip(results[1::3], results[2::3], results[3::3]):
+            assert plant["changed"] is True, plant
+            assert stopped.get("failed") is not True and stopped["changed"] is False, stopped
+            assert "no process was signalled" in " ".join(stopped.get("warnings", []))
             assert started["changed"] is True and started["pid"] is None  # not taken for a running monitor
-            assert sleeper.poll() is None and twin.poll() is None
+        assert sleeper.poll() is None and twin.poll() is None
     finally:
         sleeper.kill()
         twin.kill()
