@@ -183,6 +183,7 @@ def test_path_a_cut_mid_transfer_b_takes_over_then_a_again(backup_lab):
     assert backup_lab[0] == 0, "the scenario did not pass: see test_backup_counts_and_b_idle_while_a_is_up"
     sent, got = transfer_with_path_a_cut()
     report = json.dumps({"sent": sent, "received": got})
+    print("backup failover: " + report)  # the figures (pytest -rP shows them)
     # the file arrived whole and identical
     assert got["bytes"] == sent["bytes"] and got["sha256"] == sent["sha256"], report
     # A up: B is idle (< 1 % of A's bytes)
