@@ -25,7 +25,13 @@ description:
   - C(mptcp-proxy@.service) is C(Type=notify), so the start returns once the proxy listens. When it
     fails, the module fails with the unit's name, the listen addresses and port it was given, and
     the last 15 lines of the unit's journal.
-  - With O(state=absent) it stops and disables the instance and removes its argument file and
+  - With O(gateway_content) and O(nft_content) (the gateway modes: transparent proxy, RFC 8803 Convert) it
+    also writes the drop-in C(gateway.conf) (capabilities, and the C(ExecStartPre=)/C(ExecStopPost=) lines
+    that load and remove the instance's nftables table and policy routing) and the ruleset
+    C(<config_dir>/<instance>.nft). The ruleset is checked with C(nft --check) before any file is written.
+    When the drop-in changes or goes away while the instance runs, the instance is stopped first, so that
+    the old C(ExecStopPost=) removes the old rules. Without these options both files are removed.
+  - With O(state=absent) it stops and disables the instance and removes its argument file, ruleset and
     drop-in directory; when no other instance's argument file is left in O(config_dir), also the
     program, the unit template and O(config_dir).
   - Without systemd (no C(/run/systemd/system)) it fails and changes nothing.
@@ -67,6 +73,16 @@ options:
     type: str
   dropin_content:
     description: The instance's drop-in C(ip-access.conf) (C(IPAddressAllow=)). Required unless O(state=absent).
+    type: str
+  gateway_content:
+    description:
+      - The instance's drop-in C(gateway.conf); omitted, the drop-in is removed.
+    type: str
+  nft_content:
+    description:
+      - The instance's nftables ruleset C(<config_dir>/<instance>.nft), loaded by the drop-in's C(ExecStartPre=);
+        omitted, the file is removed. Checked with C(nft --check --file -) before anything changes (skipped in
+        check mode when C(nft) is not installed yet).
     type: str
   listen:
     description: The listen addresses, only for the message when the start fails.
@@ -129,6 +145,7 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.host_files import 
     HostFiles,
     Systemctl,
     has_systemd,
+    read_file,
 )
 
 INSTANCE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
@@ -145,6 +162,8 @@ class Instance:
         self.template = os.path.join(UNIT_DIR, TEMPLATE)
         self.dropin_dir = os.path.join(UNIT_DIR, self.unit + ".d")
         self.args_path = os.path.join(self.p["config_dir"], self.p["instance"] + ".conf")
+        self.nft_path = os.path.join(self.p["config_dir"], self.p["instance"] + ".nft")
+        self.gateway_path = os.path.join(self.dropin_dir, "gateway.conf")
         self.restarted = []
 
     def present(self):
@@ -152,13 +171,19 @@ class Instance:
         for key in ("program_content", "unit_content", "args_content", "dropin_content"):
             if p[key] is None:
                 self.module.fail_json(msg="%s is required with state=%s" % (key, p["state"]))
+        self.check_nft()
+        self.stop_before_gateway_change()
         files.ensure_dir(p["config_dir"])
         files.ensure_dir(self.dropin_dir)
         program = files.ensure_file(p["program"], p["program_content"], 0o755)
         template = files.ensure_file(self.template, p["unit_content"], 0o644)
         args = files.ensure_file(self.args_path, p["args_content"], 0o644)
         dropin = files.ensure_file(os.path.join(self.dropin_dir, "ip-access.conf"), p["dropin_content"], 0o644)
-        changed = bool(files.changed_files)
+        gateway = self.ensure_or_remove(self.gateway_path, p["gateway_content"])
+        nft = self.ensure_or_remove(self.nft_path, p["nft_content"])
+        dropin = dropin or gateway
+        args = args or nft
+        changed = bool(files.changed_files) or self.stopped_first
         if (template or dropin) and not check:
             self.systemctl.run_or_fail("daemon-reload")
         if program or template:
@@ -177,7 +202,8 @@ class Instance:
         active = self.systemctl.is_active(self.unit) if known else False
         if p["state"] == "started" and (not active or program or template or args or dropin):
             changed = True
-            self.restarted.append(self.unit)
+            if self.unit not in self.restarted:
+                self.restarted.append(self.unit)
             if not check:
                 self.start("restart" if active else "start")
         elif p["state"] == "stopped" and active:
@@ -185,6 +211,40 @@ class Instance:
             if not check:
                 self.systemctl.run_or_fail("stop", self.unit)
         return changed
+
+    def ensure_or_remove(self, path, content):
+        if content is None:
+            return self.files.remove(path)
+        return self.files.ensure_file(path, content, 0o644)
+
+    def check_nft(self):
+        """The ruleset must load (nft --check) before any file is written."""
+        content = self.p["nft_content"]
+        if content is None or read_file(self.nft_path)[0] == content:
+            return
+        nft = self.module.get_bin_path("nft")
+        if nft is None:
+            if self.module.check_mode:
+                return
+            self.module.fail_json(msg="nft is not installed (Debian package nftables): the ruleset of %s cannot "
+                                      "be loaded. Nothing was changed." % self.unit)
+        rc, out, err = self.module.run_command([nft, "--check", "--file", "-"], data=content, binary_data=True,
+                                               environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            self.module.fail_json(msg="nft --check refuses the ruleset of %s (rc %d): %s. Nothing was changed."
+                                      % (self.unit, rc, (err or out).strip()), ruleset=content)
+
+    def stop_before_gateway_change(self):
+        """A running instance whose gateway drop-in changes or goes away is stopped with the old unit
+        definition, so that its ExecStopPost= removes the rules it loaded."""
+        self.stopped_first = False
+        old = read_file(self.gateway_path)[0]
+        if old is None or old == self.p["gateway_content"] or not self.systemctl.is_active(self.unit):
+            return
+        self.stopped_first = True
+        self.restarted.append(self.unit)
+        if not self.module.check_mode:
+            self.systemctl.run_or_fail("stop", self.unit)
 
     def start(self, verb):
         rc, out, err = self.systemctl.run(verb, self.unit)
@@ -209,6 +269,7 @@ class Instance:
                 if not check:
                     self.systemctl.run_or_fail("disable", self.unit)
         files.remove(self.args_path)
+        files.remove(self.nft_path)
         reload_needed = files.remove(self.dropin_dir)
         folder = self.p["config_dir"]
         others = [n for n in os.listdir(folder) if n.endswith(".conf")] if os.path.isdir(folder) else []
@@ -233,6 +294,8 @@ def main():
             config_dir=dict(type="path", default="/etc/mptcp-proxy"),
             args_content=dict(type="str"),
             dropin_content=dict(type="str"),
+            gateway_content=dict(type="str"),
+            nft_content=dict(type="str"),
             listen=dict(type="list", elements="str", default=[]),
             port=dict(type="int"),
         ),
