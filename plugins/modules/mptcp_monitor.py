@@ -152,10 +152,10 @@ import os
 import select
 import signal
 import stat
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.multipath.mptcp.plugins.module_utils.detached import start_detached
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
     EVENT_NAMES,
     IpMptcp,
@@ -362,8 +362,7 @@ def start(module, ip, path, timeout):
         pid_fd = create(dir_fd, name + ".pid", path + ".pid")
         out_fd = create(dir_fd, name, path)
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True)
+            proc = start_detached(argv, out_fd)
         finally:
             os.close(out_fd)
         record = dict(pid=proc.pid, start_time=start_time(proc.pid), argv=argv)
