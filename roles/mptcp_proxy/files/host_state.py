@@ -2,10 +2,11 @@
 #   python3 -c "<this file>" PORT UNIT
 # prints JSON: whether systemd is the init system, the host's addresses and on-link prefixes (ip -j addr), the sockets that
 # listen on PORT with their processes and owners (ss -Hltnpe), whether they belong to
-# the running instance UNIT, and its MainPID (0 if none).
+# the running instance UNIT, its MainPID (0 if none), and whether nft (nftables) is installed.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -54,4 +55,6 @@ for line in run("ss", "-Hltnpe", "sport = :%d" % port).splitlines():
                       "uid": uid, "mine": mine})
 
 print(json.dumps({"systemd": os.path.isdir("/run/systemd/system"), "addresses": addresses, "prefixes": prefixes, "listeners": listeners,
-                  "main_pid": main_pid}))
+                  "main_pid": main_pid,
+                  "nft": any(os.access(p, os.X_OK) for p in ("/usr/sbin/nft", "/sbin/nft"))
+                  or bool(shutil.which("nft"))}))
