@@ -25,7 +25,7 @@ description:
   - C(mptcp-proxy@.service) is C(Type=notify), so the start returns once the proxy listens. When it
     fails, the module fails with the unit's name, the listen addresses and port it was given, and
     the last 15 lines of the unit's journal.
-  - With O(gateway_content) and O(nft_content) (the gateway modes: transparent proxy, RFC 8803 Convert) it
+  - With O(gateway_content) and O(nft_content) (the gateway modes - transparent proxy, RFC 8803 Convert) it
     also writes the drop-in C(gateway.conf) (capabilities, and the C(ExecStartPre=)/C(ExecStopPost=) lines
     that load and remove the instance's nftables table and policy routing) and the ruleset
     C(<config_dir>/<instance>.nft). The ruleset is checked with C(nft --check) before any file is written.
