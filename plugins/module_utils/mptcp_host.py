@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import json
 import re
 
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
@@ -331,6 +332,50 @@ def endpoints_in_place(planned, current):
     return [find_endpoint(current, want) for want in planned]
 
 
+# Where the role records the sysctls and limits as they were before its first change (in
+# mptcp_host_persist_dir); state absent puts them back and removes the record.
+RECORD_NAME = "mptcp_host.before.json"
+RECORD_VALUE = re.compile(r"^[ -~]*\Z")   # one line of printable ASCII (a running value may hold spaces)
+
+
+def running_values(sysctls, kernel):
+    """The running values of the role's sysctls and the kernel's limits: what the role records."""
+    values = kernel.get("sysctl_values", {})
+    return {"sysctls": dict((s["name"], " ".join(str(values[s["name"]]).split())) for s in sysctls if s["name"] in values),
+            "limits": dict(kernel["limits"])}
+
+
+def parse_record(text, path):
+    """The record of the values before the role's first change; None when there is none (empty text)."""
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    sysctls = record.get("sysctls") if isinstance(record, dict) else None
+    limits = record.get("limits") if isinstance(record, dict) else None
+    if (not isinstance(sysctls, dict) or not isinstance(limits, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) and RECORD_VALUE.match(v) for k, v in sysctls.items())
+            or not all(k.startswith(("net.mptcp.", "net.ipv4.conf.")) for k in sysctls)
+            or not all(k in LIMIT_KEYS and isinstance(v, int) and 0 <= v <= LIMIT_MAX for k, v in limits.items())):
+        raise MptcpError("%s is not a record this role wrote ({sysctls: {name: value}, limits: {subflows, "
+                         "add_addr_accepted}}): move it away to go on" % path)
+    return record
+
+
+def restore_values(record, kernel):
+    """What state absent sets back: the recorded sysctls whose running value differs, and the
+    recorded limits when one differs ([] and {} without a record)."""
+    if not record:
+        return [], {}
+    values = kernel.get("sysctl_values", {})
+    sysctls = [{"name": name, "value": value} for name, value in sorted(record["sysctls"].items())
+               if " ".join(str(values.get(name, "")).split()) != value]
+    limits = record["limits"] if any(kernel["limits"].get(k) != v for k, v in record["limits"].items()) else {}
+    return sysctls, limits
+
+
 def plan_host(p, kernel):
     """Check every input of role mptcp_host against the kernel's state; return the plan.
 
@@ -355,6 +400,8 @@ def plan_host(p, kernel):
     if errors:
         raise MptcpError("; ".join(errors))
     devices = [ep["dev"] for ep in endpoints if ep["dev"]] + [e["dev"] for e in policy]
+    record = parse_record(kernel.get("record"), "%s/%s" % (p["persist_dir"], RECORD_NAME))
+    restore_sysctls, restore_limits = restore_values(record, kernel)
     return dict(
         enabled=enabled,
         sysctls=sysctls,
@@ -370,6 +417,11 @@ def plan_host(p, kernel):
         persist=persist,
         persist_wait=wait,
         devices=sorted(set(devices), key=devices.index),
+        record="%s/%s" % (p["persist_dir"].rstrip("/"), RECORD_NAME),
+        running=running_values(sysctls, kernel),
+        recorded=record,
+        restore_sysctls=restore_sysctls,
+        restore_limits=restore_limits,
     )
 
 

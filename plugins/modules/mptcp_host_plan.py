@@ -160,6 +160,32 @@ plan:
       description: The interfaces the configuration names.
       type: list
       elements: str
+    record:
+      description:
+        - The file where the role records the values of RV(plan.running) before its first change,
+          C(mptcp_host.before.json) in C(persist_dir); O(persist) does not matter.
+      type: str
+    running:
+      description:
+        - The running values of the sysctls of RV(plan.sysctls) (a dict by sysctl name) and the
+          kernel's limits, C({subflows, add_addr_accepted}), as read now.
+      type: dict
+    recorded:
+      description:
+        - The content of RV(plan.record), C(null) when there is none. A file that is not such a
+          record fails the module, naming it.
+      type: dict
+    restore_sysctls:
+      description:
+        - The recorded sysctls whose running value differs, C({name, value}) (what
+          C(mptcp_host_state=absent) sets back); empty without a record.
+      type: list
+      elements: dict
+    restore_limits:
+      description:
+        - The recorded limits when one of them differs from the kernel's (what C(mptcp_host_state=absent)
+          sets back); C({}) when they are equal or there is no record.
+      type: dict
 kernel:
   description: The release of the kernel that was read.
   returned: always
@@ -185,6 +211,7 @@ from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp import (
     load_ip_json,
 )
 from ansible_collections.multipath.mptcp.plugins.module_utils.mptcp_host import (
+    RECORD_NAME,
     endpoint_managers,
     parse_listeners,
     parse_units,
@@ -236,7 +263,8 @@ def read_kernel(ip, p):
         links[link["ifname"]] = addresses
     kernel = dict(sysctls=sysctls, links=links, endpoints=ip.endpoints(), limits=ip.limits(),
                   release=os.uname()[2], main4=[], main6=[], rules=[], listeners=[],
-                  sysctl_values=read_sysctl_values(ip, sysctls), sysctl_file=read_text(p["sysctl_file"]))
+                  sysctl_values=read_sysctl_values(ip, sysctls), sysctl_file=read_text(p["sysctl_file"]),
+                  record=read_text("%s/%s" % (str(p["persist_dir"]).rstrip("/"), RECORD_NAME)))
     endpoints = p["endpoints"] if isinstance(p["endpoints"], list) else []
     if any(isinstance(e, dict) and e.get("port") is not None for e in endpoints):
         for name in ("tcp", "tcp6"):

@@ -14,12 +14,14 @@ with known content.
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from ansible_cli import run_playbook, sh
+from host_state import STATE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -27,32 +29,6 @@ BUSY_PORT = 7000
 LISTENER = ("import socket, sys\ns = socket.socket(socket.AF_INET6)\n"
             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('::', %d)); s.listen()\n"
             "print('ready', flush=True)\nsys.stdin.read()\n" % BUSY_PORT)
-
-# Everything the role could change, as JSON on stdout (run inside the namespace).
-STATE = r'''
-import glob, json, os, subprocess, sys
-def ip(*a):
-    out = subprocess.run(["ip", "-j"] + list(a), capture_output=True, text=True, check=True).stdout
-    return json.loads(out or "[]")
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        return "missing: %s" % e.strerror
-sysctls = {p: read(p).strip() for p in sorted(glob.glob("/proc/sys/net/mptcp/*"))
-           + ["/proc/sys/net/ipv4/conf/all/rp_filter", "/proc/sys/net/ipv4/conf/default/rp_filter"]}
-persist = sys.argv[2]
-print(json.dumps({
-    "sysctls": sysctls,
-    "sysctl_file": read(sys.argv[1]),
-    "limits": subprocess.run(["ip", "mptcp", "limits", "show"], capture_output=True, text=True).stdout,
-    "endpoints": ip("mptcp", "endpoint", "show"),
-    "rules": ip("-4", "rule", "show") + ip("-6", "rule", "show"),
-    "routes": ip("-4", "route", "show", "table", "all") + ip("-6", "route", "show", "table", "all"),
-    "persist": sorted(os.listdir(persist)) if os.path.isdir(persist) else None,
-}, sort_keys=True))
-'''
 
 GOOD_EP = {"address": "10.131.2.2", "dev": "eth1", "flags": ["subflow"]}
 
@@ -258,4 +234,5 @@ def test_good_input_canonical_ipv6_and_shell_characters_converge(ns, tmp_path):
            "net.ipv4.conf.default.rp_filter=0")
         with open(ns["sysctl_file"], "w") as f:
             f.write("# before the cases\nnet.mptcp.enabled=1\n")
+        shutil.rmtree(ns["persist"], ignore_errors=True)  # the record of the values before the run
     assert read_state(ns) == before

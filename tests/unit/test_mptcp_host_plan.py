@@ -3,6 +3,7 @@ the restore step filters (plugins/filter/restore_steps.py) and of the restore pr
 (roles/boot_restore/files/multipath-mptcp-restore), with a kernel state given as data."""
 import importlib.machinery
 import importlib.util
+import json
 import os
 
 import pytest
@@ -116,6 +117,39 @@ def test_only_the_differing_sysctls_are_pending(running, file_text, pending):
     assert [s["name"] for s in plan["sysctls"]] == ["net.mptcp.enabled", "net.ipv4.conf.all.rp_filter",
                                                     "net.ipv4.conf.default.rp_filter"]
     assert [s["name"] for s in plan["sysctls_pending"]] == pending
+
+
+RUNNING = {"net.mptcp.enabled": "1", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "1"}
+
+
+def test_running_values_recorded_and_put_back_from_the_record():
+    kernel = dict(KERNEL, sysctl_values=RUNNING)
+    plan = plan_host(params(), kernel)
+    assert plan["record"] == "/etc/multipath-mptcp/mptcp_host.before.json"
+    assert plan["running"] == {"sysctls": RUNNING, "limits": {"subflows": 1, "add_addr_accepted": 1}}
+    assert plan["recorded"] is None and plan["restore_sysctls"] == [] and plan["restore_limits"] == {}
+    # after the role's run: rp_filter 2 and limits 3/2; the record holds the values before it
+    record = json.dumps(plan["running"])
+    after = dict(kernel, limits={"subflows": 3, "add_addr_accepted": 2}, record=record,
+                 sysctl_values=dict(RUNNING, **{"net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"}))
+    plan = plan_host(params(), after)
+    assert plan["recorded"] == json.loads(record)
+    assert plan["restore_sysctls"] == [{"name": "net.ipv4.conf.all.rp_filter", "value": "0"},
+                                       {"name": "net.ipv4.conf.default.rp_filter", "value": "1"}]
+    assert plan["restore_limits"] == {"subflows": 1, "add_addr_accepted": 1}
+    # everything back: nothing left to restore
+    plan = plan_host(params(), dict(kernel, record=record))
+    assert plan["restore_sysctls"] == [] and plan["restore_limits"] == {}
+
+
+@pytest.mark.parametrize("record", [
+    "not json", "[]", '{"sysctls": {}}', '{"sysctls": {"kernel.hostname": "x"}, "limits": {}}',
+    '{"sysctls": {"net.mptcp.enabled": "1\\nnet.ipv4.ip_forward=1"}, "limits": {}}',
+    '{"sysctls": {}, "limits": {"subflows": 9}}', '{"sysctls": {}, "limits": {"subflow": 1}}'])
+def test_a_record_the_role_did_not_write_is_refused_naming_the_file(record):
+    with pytest.raises(MptcpError) as err:
+        plan_host(params(), dict(KERNEL, record=record))
+    assert "/etc/multipath-mptcp/mptcp_host.before.json is not a record this role wrote" in err.value.msg
 
 
 @pytest.mark.parametrize("limits, pending", [
