@@ -248,8 +248,6 @@ BAD = [
      'mptcp_proxy_transparent needs mptcp_proxy_mode=client (it is "server")'),
     ("convert with a remote", dict(SERVER, mptcp_proxy_convert=True),
      'mptcp_proxy_remote="127.0.0.1:25201" may not be set with mptcp_proxy_convert'),
-    ("convert in client mode", dict(CLIENT, mptcp_proxy_convert=True),
-     'mptcp_proxy_convert needs mptcp_proxy_mode=server (it is "client")'),
     ("allow without convert", dict(SERVER, mptcp_proxy_allow=["10.0.0.0/8:80"]),
      'mptcp_proxy_allow=["10.0.0.0/8:80"] is only used with mptcp_proxy_convert: true'),
     ("allow without a port", dict({k: v for k, v in SERVER.items() if k != "mptcp_proxy_remote"},
@@ -257,9 +255,6 @@ BAD = [
      "argument --allow: '10.0.0.0/8'"),
     ("no remote, no gateway mode", {k: v for k, v in CLIENT.items() if k != "mptcp_proxy_remote"},
      "mptcp_proxy_remote is required (host:port) unless mptcp_proxy_transparent"),
-    ("destination with host bits", dict(CLIENT, mptcp_proxy_transparent={
-        "destinations": ["10.126.11.1/24"]}),
-     'mptcp_proxy_transparent.destinations: "10.126.11.1/24" is not an IP prefix'),
     ("destination with nft text", dict(CLIENT, mptcp_proxy_transparent={
         "destinations": ["10.0.0.0/8 } ; flush ruleset ; {"]}),
      'mptcp_proxy_transparent.destinations: "10.0.0.0/8 } ; flush ruleset ; {" is not an IP prefix'),
@@ -276,7 +271,6 @@ BAD = [
         "tproxy_table": 254}), "mptcp_proxy_transparent.tproxy_table=254 is a table of the system"),
     ("mark above 32 bits", dict(CLIENT, mptcp_proxy_mark=4294967296),
      "mptcp_proxy_mark=4294967296 is not an integer in 0-4294967295"),
-    ("unknown transparent key", dict(CLIENT, mptcp_proxy_transparent={"port": [80]}), "port"),
 ]
 
 
@@ -468,7 +462,8 @@ def assert_relayed(result, size, sink_peer, allowed, refused):
     destination outside the allow-list was refused by the server proxy and logged."""
     assert result.get("received") == result["sent"] and result["bytes"] == size, result
     assert result["sink_peer"] == sink_peer, result
-    assert result["refused"] == "ConnectionResetError", result
+    # reset by the client proxy when the server proxy refused (a reset that beats the send: EPIPE)
+    assert result["refused"] in ("ConnectionResetError", "BrokenPipeError"), result
     server_log, client_log = journal("gw-server"), journal("gw-client")
     assert re.search(r"closed peer=10\.126\.10\.2:\d+ remote=%s up=%d " % (re.escape(allowed), size), server_log), \
         server_log
@@ -501,28 +496,29 @@ def test_gateway_redirect_through_both_proxies(gateway):
     assert "cap_net_admin" in unit.lower(), unit
 
 
-def test_gateway_check_mode_changes_nothing(gateway):
-    """Redirect -> tproxy in check mode: reported with the ruleset's diff, nothing changed."""
-    before = snapshot()
-    out = run(gateway, [role_task(GW_SERVER, "Server proxy"), role_task(GW_TPROXY, "Client proxy")], "gw-check",
-              check=True)
-    assert failures(out) == []
+def test_gateway_tproxy_check_mode_then_converge_idempotent(gateway):
+    """One ansible-playbook run, three plays. 1: redirect -> tproxy in check mode, reported with
+    the ruleset's diff, the host's state read before and after (equal). 2: the change: the
+    running client proxy's old table goes (the instance is stopped with the old unit first),
+    the new one and its policy routing come. 3: both instances again: nothing changes."""
+    snap = {"name": "Read the state", "ansible.builtin.command": {"argv": ["python3", "-c", SNAPSHOT]},
+            "changed_when": False, "check_mode": False}
+    dry = play([dict(snap, register="before"), role_task(GW_TPROXY, "Client proxy"),
+                dict(snap, register="after"),
+                {"name": "Same state", "ansible.builtin.assert": {
+                    "that": "(before.stdout | from_json) == (after.stdout | from_json)"}}])[0]
+    dry.update(check_mode=True, diff=True)
+    plays = [dry, play([role_task(GW_TPROXY, "Client proxy")])[0],
+             play([role_task(GW_SERVER, "Server proxy"), role_task(GW_TPROXY, "Client proxy")])[0]]
+    path, inventory = gateway
+    out = lc.run_plays(plays, path / "gw-tproxy.json", inventory)
+    assert lc.failures(out) == []
     assert GW_MODULE_TASK in lc.changed_tasks(out["plays"][0], NAME)
     diffs = json.dumps([t["hosts"][NAME].get("diff") for t in out["plays"][0]["tasks"]
                         if t["task"]["name"].endswith(GW_MODULE_TASK)])
     assert "/etc/mptcp-proxy/gw-client.nft" in diffs and "tproxy ip to :25556" in diffs
-    assert snapshot() == before
-
-
-def test_gateway_tproxy_idempotent_and_relays(gateway):
-    """The running client proxy changes to tproxy: the old table goes (stopped with the old
-    unit), the new one and its policy routing come; a second run changes nothing."""
-    tasks = [role_task(GW_SERVER, "Server proxy"), role_task(GW_TPROXY, "Client proxy")]
-    first = run(gateway, tasks, "gw-tproxy1")
-    assert failures(first) == []
-    second = run(gateway, tasks, "gw-tproxy2")
-    assert failures(second) == []
-    assert lc.changed_tasks(second["plays"][0], NAME) == []
+    assert GW_MODULE_TASK in lc.changed_tasks(out["plays"][1], NAME)
+    assert lc.changed_tasks(out["plays"][2], NAME) == []
     check_tproxy()
 
 
