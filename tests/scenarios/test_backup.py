@@ -127,7 +127,7 @@ print(json.dumps(out), flush=True)
 
 def transfer_with_path_a_cut(size=64 << 20, rate=8 << 20, phase=4 << 20, timeout=20):
     """Run RECEIVER on the server and SENDER on the client; (sender result, receiver result)."""
-    receiver = subprocess.Popen(["docker", "exec", "-i", SERVER, "python3", "-c", RECEIVER, str(BACKEND_PORT)],
+    receiver = subprocess.Popen(["docker", "exec", SERVER, "python3", "-c", RECEIVER, str(BACKEND_PORT)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert receiver.stdout.readline().strip() == "listening", receiver.stderr.read()
@@ -136,7 +136,7 @@ def transfer_with_path_a_cut(size=64 << 20, rate=8 << 20, phase=4 << 20, timeout
                                 capture_output=True, text=True, timeout=120)
         sent = json.loads(sender.stdout.strip().splitlines()[-1]) if sender.stdout.strip() else {}
         assert sender.returncode == 0 and "error" not in sent, (sender.returncode, sent, sender.stderr[-3000:])
-        got, err = receiver.communicate(timeout=30)
+        got = receiver.communicate(timeout=30)[0]
         return sent, json.loads(got.strip().splitlines()[-1])
     finally:
         if receiver.poll() is None:
