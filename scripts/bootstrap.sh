@@ -62,4 +62,4 @@ fi
 # 4. This checkout as the collection multipath.mptcp (ansible.cfg's collections_path).
 mkdir -p .collections/ansible_collections/multipath
 ln -sfn "$top" .collections/ansible_collections/multipath/mptcp
-log "ready: $(.venv/bin/ansible --version | head -1), $(docker version -f 'docker {{.Server.Version}}')"
+log "ready: $(.venv/bin/ansible --version | sed -n 1p), $(docker version -f 'docker {{.Server.Version}}')"

@@ -53,7 +53,7 @@ names = request.get("units", [])
 if names:
     # one block of KEY=VALUE lines per unit, in the order asked, separated by blank lines
     out = run("systemctl", "show", "--property=LoadState,ActiveState,UnitFileState", *names)
-    blocks = [b for b in out.strip().split("\n\n")] if out.strip() else []
+    blocks = out.strip().split("\n\n") if out.strip() else []
     for name, block in zip(names, blocks):
         units[name] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
     for name in names:
