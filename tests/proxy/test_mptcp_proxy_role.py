@@ -7,7 +7,6 @@ and compared with the state before. The gateway modes (transparent client, Conve
 tested at the end of the file on the same container, with real traffic.
 
 The container holds the lock of lab pxy-role (tests/lablock.py) while it exists."""
-import hashlib
 import json
 import os
 import re
@@ -143,32 +142,8 @@ def test_converge_listens_where_told_and_relays(converged):
     # Derived: localhost, the on-link prefixes, the remote.
     assert "IPAddressAllow=localhost 10.126.10.2/24 10.126.11.2/24 127.0.0.1\n" in dropin
     # 4 MiB through both instances to a sink on the host, digest compared.
-    relay = r"""
-import hashlib, os, socket, threading
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", 25201)); srv.listen()
-def sink():
-    conn, _ = srv.accept(); digest = hashlib.sha256()
-    while True:
-        chunk = conn.recv(1 << 16)
-        if not chunk:
-            break
-        digest.update(chunk)
-    conn.sendall(digest.hexdigest().encode()); conn.close()
-thread = threading.Thread(target=sink); thread.start()
-data = os.urandom(4 << 20)
-sock = socket.create_connection(("127.0.0.1", 25555), timeout=20)
-sock.sendall(data); sock.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    chunk = sock.recv(100)
-    if not chunk:
-        break
-    reply += chunk
-thread.join()
-print(reply.decode() == hashlib.sha256(data).hexdigest())
-"""
-    assert lc.dexec(NAME, "python3", "-c", relay).stdout.strip() == "True"
+    result = traffic("", "", ("127.0.0.1", 25201), ("127.0.0.1", 25555))
+    assert result.get("received") == result["sent"] and result["bytes"] == 4 << 20, result
 
 
 def test_systemd_security_exposure(converged, capsys):
@@ -384,13 +359,13 @@ ip -n far addr add 192.168.151.2/24 dev eth0; ip -n far route add default via 19
 sysctl -qw net.ipv4.ip_forward=1
 """
 
-# Run in the container: a sink (in namespace SINK_NS, "" for none) on ADDR:PORT that answers
-# the sha256, byte count and peer address of what it received; a client (in CLIENT_NS) that
-# sends BYTES random bytes to ADDR:PORT, then connects to ADDR:REFUSED_PORT (no listener there:
-# only the server proxy's refusal can answer). Prints JSON.
-GW_TRAFFIC = r"""
+# Run in the container: a sink (in namespace SINK_NS, "" for none) on SINK_ADDR:SINK_PORT that
+# answers the sha256, byte count and peer address of what it received; a client (in CLIENT_NS)
+# that sends SIZE random bytes to ADDR:PORT, then (REFUSED_PORT not 0) connects to
+# ADDR:REFUSED_PORT (no listener there: only the server proxy's refusal can answer). Prints JSON.
+TRAFFIC = r"""
 import hashlib, json, os, socket, subprocess, sys
-sink_ns, client_ns, addr, port, refused_port, size = sys.argv[1:7]
+sink_ns, client_ns, sink_addr, sink_port, addr, port, refused_port, size = sys.argv[1:9]
 SINK = '''
 import hashlib, socket, sys
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -417,18 +392,21 @@ while True:
         break
     reply += chunk
 sha, count, peer = reply.decode().split()
-try:
-    other = socket.create_connection((addr, refused_port), timeout=10)
-    other.sendall(b"x")
-    refused = "answered %r" % other.recv(10)
-except OSError as exc:
-    refused = type(exc).__name__
+refused = None
+if int(refused_port):
+    try:
+        other = socket.create_connection((addr, int(refused_port)), timeout=10)
+        other.sendall(b"x")
+        refused = "answered %r" % other.recv(10)
+    except OSError as exc:
+        refused = type(exc).__name__
 print(json.dumps({"sent": hashlib.sha256(data).hexdigest(), "received": sha, "bytes": int(count),
                   "sink_peer": peer, "refused": refused}))
 '''
 def inside(ns):
     return ["ip", "netns", "exec", ns] if ns else []
-sink = subprocess.Popen(inside(sink_ns) + ["python3", "-c", SINK, addr, port], stdout=subprocess.PIPE, text=True)
+sink = subprocess.Popen(inside(sink_ns) + ["python3", "-c", SINK, sink_addr, sink_port], stdout=subprocess.PIPE,
+                        text=True)
 assert sink.stdout.readline().strip() == "ready"
 client = subprocess.run(inside(client_ns) + ["python3", "-c", CLIENT, addr, port, refused_port, size],
                         capture_output=True, text=True, timeout=60)
@@ -437,10 +415,15 @@ print(client.stdout.strip() or json.dumps({"error": client.stderr}))
 """
 
 
-def gw_traffic(sink_ns, client_ns, addr, port, refused_port, size=4 << 20):
-    out = lc.dexec(NAME, "python3", "-c", GW_TRAFFIC, sink_ns, client_ns, addr, str(port),
+def traffic(sink_ns, client_ns, sink, dest, refused_port=0, size=4 << 20):
+    out = lc.dexec(NAME, "python3", "-c", TRAFFIC, sink_ns, client_ns, sink[0], str(sink[1]), dest[0], str(dest[1]),
                    str(refused_port), str(size)).stdout
     return json.loads(out)
+
+
+def gw_traffic(sink_ns, client_ns, addr, port, refused_port, size=4 << 20):
+    """The sink on the destination the client connects to."""
+    return traffic(sink_ns, client_ns, (addr, port), (addr, port), refused_port, size)
 
 
 def journal(instance):
