@@ -61,10 +61,11 @@ def installed_collection(galaxy_tarball, tmp_path_factory):
             "root": collections / "ansible_collections" / "multipath" / "mptcp", "site": site}
 
 
-# Folders whose tests bring up Docker labs, longest first: under `pytest -n N --dist loadfile` the
+# The longest test files and folders first (most bring up Docker labs): under `pytest -n N --dist loadfile` the
 # files are handed out in collection order, so starting the long ones first shortens the run.
-LAB_FIRST = ("tests/scenarios/test_sevpn.py", "tests/softether/test_softether_hardening.py", "tests/scenarios/",
-             "tests/integration/test_persistence.py", "tests/ssh/", "tests/faults/", "tests/examples/")
+LAB_FIRST = ("tests/proxy/", "tests/scenarios/test_sevpn.py", "tests/softether/test_softether_hardening.py",
+             "tests/scenarios/", "tests/integration/test_modules_kernel.py", "tests/integration/test_persistence.py",
+             "tests/ssh/", "tests/faults/", "tests/quality/test_collection.py", "tests/examples/")
 
 
 def pytest_collection_modifyitems(items):
