@@ -14,6 +14,14 @@ def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
+def add_netns(name):
+    """A network namespace with lo up and no IPv6 link-local addresses (they would appear, after
+    DAD, while a test reads the state)."""
+    sh("ip", "netns", "add", name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+    sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1")
+
+
 def run_module(module, check=False, diff=False, **args):
     """Run multipath.mptcp.<module> on localhost through ansible; return the task result dict."""
     cmd = [os.path.join(os.path.dirname(VENV_PY), "ansible"), "localhost", "-c", "local", "-i", "localhost,",

@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from ansible_cli import ROOT, run_playbook, sh
+from ansible_cli import ROOT, add_netns, run_playbook, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -31,9 +31,7 @@ QUOTE = "e'x$y"
 def ns(tmp_path_factory):
     name = "h3rst-%d" % os.getpid()
     try:
-        sh("ip", "netns", "add", name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1")
+        add_netns(name)
         for a, b in ((EVIL, QUOTE), ("e`x", "e$x")):
             sh("ip", "-n", name, "link", "add", a, "type", "veth", "peer", "name", b)
             sh("ip", "-n", name, "link", "set", a, "up")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ansible_cli import run_playbook, sh
+from ansible_cli import add_netns, run_playbook, sh
 from host_state import STATE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for networ
 def ns(tmp_path):
     name = "h3abs-%d" % os.getpid()
     try:
-        sh("ip", "netns", "add", name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1")
+        add_netns(name)
         for dev, peer, net in (("eth0", "p0", "10.132.1"), ("eth1", "p1", "10.132.2")):
             sh("ip", "-n", name, "link", "add", dev, "type", "veth", "peer", "name", peer)
             sh("ip", "-n", name, "addr", "add", net + ".2/24", "dev", dev)

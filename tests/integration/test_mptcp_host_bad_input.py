@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from ansible_cli import run_playbook, sh
+from ansible_cli import add_netns, run_playbook, sh
 from host_state import STATE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
@@ -119,10 +119,7 @@ def ns(tmp_path_factory):
     name = "h3bad-%d" % os.getpid()
     listener = None
     try:
-        sh("ip", "netns", "add", name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        # no IPv6 link-local addresses: they would appear (after DAD) while the cases run
-        sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1")
+        add_netns(name)
         for a, b in (("eth0", "e;x"), ("eth1", "e'x$y"), ("e$x", "e`x")):
             sh("ip", "-n", name, "link", "add", a, "type", "veth", "peer", "name", b)
             sh("ip", "-n", name, "link", "set", a, "up")
