@@ -23,7 +23,7 @@ from ansible.errors import AnsibleFilterError
 DOCUMENTATION = r"""
 name: mptcp_proxy_gateway
 short_description: Check the gateway settings of role mptcp_proxy and render its nftables ruleset and drop-in
-version_added: 0.2.0
+version_added: 0.3.0
 description:
   - Used by role M(multipath.mptcp.mptcp_proxy). Takes a dict of the role's settings (C(mode), C(instance),
     C(port), C(listen) (list), C(remote) (or none), C(transparent) (dict), C(convert), C(allow), C(mark),

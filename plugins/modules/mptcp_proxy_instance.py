@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: mptcp_proxy_instance
 short_description: Install, start, stop or remove one instance of the mptcp-proxy service in one call
-version_added: 0.2.0
+version_added: 0.3.0
 description:
   - Used by role M(multipath.mptcp.mptcp_proxy) after it has validated its variables and read the
     host, so that the whole change is one round trip to the host.
