@@ -98,6 +98,7 @@ def write_plan(path, steps=(), **fields):
 def test_role_plan_restores_state_and_runs_nothing_but_ip(ns, tmp_path):
     variables = {
         "mptcp_host_sysctl_file": str(tmp_path / "sysctl.conf"), "mptcp_host_persist": False,
+        "mptcp_host_persist_dir": str(tmp_path / "persist"),  # the record of the values before the run
         "mptcp_host_limits": {"subflows": 4, "add_addr_accepted": 2},
         "mptcp_host_endpoints": [
             {"address": "10.131.21.2", "dev": EVIL, "flags": ["signal"], "port": 7101},

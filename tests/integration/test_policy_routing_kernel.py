@@ -155,6 +155,7 @@ def test_subflow_from_second_uplink_needs_policy_routing(topo, tmp_path, case):
     spec = CASES[case]
     c = topo["client"]
     base = dict(mptcp_host_sysctl_file=str(tmp_path / "90-multipath-mptcp.conf"), mptcp_host_persist=False,
+                mptcp_host_persist_dir=str(tmp_path / "persist"),
                 mptcp_host_limits={"subflows": 1, "add_addr_accepted": 0}, mptcp_host_endpoints=[spec["endpoint"]])
     out = run_playbook([role_play("endpoints, no policy routing", **base)], tmp_path / "p1.json", netns=c)
     assert out["stats"]["localhost"]["failures"] == 0, failures(out)
@@ -215,6 +216,7 @@ def test_policy_routing_bad_input_fails_before_any_change(topo, tmp_path):
     tasks = []
     for index, (variables, words) in enumerate(cases):
         variables = dict(variables, mptcp_host_policy_routing=True, mptcp_host_persist=False,
+                         mptcp_host_persist_dir=str(tmp_path / "persist"),
                          mptcp_host_sysctl_file=str(tmp_path / "sysctl.conf"), mptcp_host_limits={"subflows": 3})
         tasks.append({"name": "case %d" % index, "block": [
             {"name": "run the role", "ansible.builtin.include_role": {"name": "multipath.mptcp.mptcp_host"}, "vars": variables},
