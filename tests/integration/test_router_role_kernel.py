@@ -74,10 +74,10 @@ def reads(play):
 
 def test_router_role_check_apply_idempotent_and_change(ns, tmp_path):
     sysctl_file = str(tmp_path / "90-multipath-router.conf")
-    first = dict(router_sysctl_file=sysctl_file, router_routes=[SEED_ECMP, STATIC],
+    first = dict(router_sysctl_file=sysctl_file, router_persist_dir=str(tmp_path / "persist"), router_routes=[SEED_ECMP, STATIC],
                  router_rate_limits=[{"dev": "eth0", "rate": "50mbit"},
                                      {"dev": "eth1", "rate": "20mbit", "burst": "32k", "latency": "20ms"}])
-    second = dict(router_sysctl_file=sysctl_file,
+    second = dict(router_sysctl_file=sysctl_file, router_persist_dir=str(tmp_path / "persist"),
                   router_routes=[dict(SEED_ECMP, nexthops=[{"via": "10.123.200.3", "weight": 2}, {"via": "10.123.201.3"}]),
                                  dict(STATIC, state="absent")],
                   router_rate_limits=[{"dev": "eth0", "rate": "40mbit"}, {"dev": "eth1", "state": "absent"}])
@@ -93,7 +93,8 @@ def test_router_role_check_apply_idempotent_and_change(ns, tmp_path):
         t["hosts"]["localhost"].get("msg") for p in plays for t in p["tasks"] if t["hosts"]["localhost"].get("failed")]
 
     # check mode: changes reported (sysctls, routes, shaping), none made, no sysctl file
-    assert set(changed_tasks(plays[0])) >= {"Enable IPv4 forwarding", "Manage routes", "Report what check mode would change"}
+    assert set(changed_tasks(plays[0])) >= {"Set forwarding and the reverse path filter", "Manage routes",
+                                            "Report what check mode would change"}
     assert reads(plays[1]) == before + (["none"],)
 
     # applied: the seed's ECMP route, the static route in table 100, tbf on both links, forwarding
@@ -120,6 +121,49 @@ def test_router_role_check_apply_idempotent_and_change(ns, tmp_path):
     assert not [r for r in routes if r["dst"] == "10.123.203.0/24"]
     assert (qdiscs["eth0"]["kind"], qdiscs["eth0"]["options"]["rate"]) == ("tbf", 5000000)
     assert qdiscs["eth1"]["kind"] == "noqueue"
+
+
+def test_router_absent_puts_the_host_back_as_it_was(ns, tmp_path):
+    """Apply, absent in check mode (nothing changes), absent (routes, qdiscs, forwarding and
+    rp_filter as before, the sysctl file and the record gone), absent again (nothing to do)."""
+    sysctl_file = str(tmp_path / "90-multipath-router.conf")
+    persist = tmp_path / "persist"
+    persist.mkdir()
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv4.conf.all.rp_filter=1",
+       "net.ipv4.conf.default.rp_filter=1")
+    variables = dict(router_sysctl_file=sysctl_file, router_persist=False, router_persist_dir=str(persist),
+                     router_rp_filter=2, router_routes=[SEED_ECMP, STATIC],
+                     router_rate_limits=[{"dev": "eth0", "rate": "50mbit"}])
+    read = read_play("read", sysctl_file)
+    read["tasks"].append({"name": "rp_filter", "ansible.builtin.raw":
+                          "sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter"})
+    read["tasks"].append({"name": "persist", "ansible.builtin.raw": "ls %s" % persist})
+    before = state(ns)
+    out = run_playbook([
+        role_play("apply", **variables), read,
+        role_play("absent, check mode", check=True, router_state="absent", **variables), read,
+        role_play("absent", router_state="absent", **variables), read,
+        role_play("absent again", router_state="absent", **variables), read,
+    ], tmp_path / "absent.json", netns=ns)
+    plays = out["plays"]
+    assert out["stats"]["localhost"]["failures"] == 0, [
+        t["hosts"]["localhost"].get("msg") for p in plays for t in p["tasks"] if t["hosts"]["localhost"].get("failed")]
+
+    def extra(play):
+        out = {t["task"]["name"]: t["hosts"]["localhost"]["stdout"].split() for t in play["tasks"]}
+        return out["rp_filter"], out["persist"]
+
+    routes, qdiscs, sysctls, conf = reads(plays[1])
+    assert len(routes) == 2 and qdiscs["eth0"]["kind"] == "tbf" and sysctls == ["1", "1"]
+    assert extra(plays[1]) == (["2", "2"], ["router.before.json"])
+    assert "net.ipv4.ip_forward=1" in conf
+    assert reads(plays[3]) == reads(plays[1]) and extra(plays[3]) == extra(plays[1])  # check mode changed nothing
+    assert set(changed_tasks(plays[2])) >= {"Manage routes", "Report what check mode would change"}
+    assert reads(plays[5]) == before + (["none"],)
+    assert extra(plays[5]) == (["1", "1"], [])
+    assert set(changed_tasks(plays[4])) >= {"Manage routes", "Set forwarding and the reverse path filter"}
+    assert changed_tasks(plays[6]) == [] and reads(plays[7]) == before + (["none"],)
+    assert before[2][0] == "0"  # forwarding was off before: putting it back shows
 
 
 BAD = [
